@@ -1,0 +1,163 @@
+"""The step-level imitation environment shared by SRL-SWE-v0 and SRL-Math-v0.
+
+Subclasses only choose defaults (data, action syntax, context window); the episode logic, spaces,
+scoring and rendering live here, so both environments behave identically and score through the one
+reward path in :mod:`srl_swe.rewards`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+
+from srl_swe.envs.spaces import UnicodeText, chat_observation_space
+from srl_swe.errors import SRLError
+from srl_swe.rewards import FORMAT_PENALTY, MAX_SCORED_CHARS, get_metric, score_output
+from srl_swe.schema import Trajectory
+from srl_swe.steps import Message, PromptBuilder, StepConfig, render_chatml
+from srl_swe.trajectories import KEEP_CHOICES, load_trajectories
+
+MAX_PROMPT_CHARS = 1 << 22
+Mode = Literal["trajectory", "step"]
+
+
+class StepImitationEnv(gym.Env[dict, str]):
+    # render_fps is required by the checker; text rendering has no natural rate, 4 is a readable default.
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    kind = "swe"
+    default_syntax = "xml"
+    default_window: int | None = None
+
+    def __init__(
+        self,
+        data: str | Path | Sequence[Trajectory] | None = None,
+        *,
+        mode: Mode = "trajectory",
+        syntax: str | None = None,
+        window: int | Literal["default"] | None = "default",
+        max_observation_chars: int = 4000,
+        include_thoughts: bool = False,
+        keep: str = "resolved",
+        metric: str = "sequence_matcher",
+        max_action_chars: int = MAX_SCORED_CHARS,
+        chat_template: Callable[[list[dict[str, str]]], str] | None = None,
+        render_mode: str | None = None,
+    ):
+        if mode not in ("trajectory", "step"):
+            raise ValueError(f"mode={mode!r}: choose 'trajectory' (one expert path per episode) or 'step'")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r}: supported {self.metadata['render_modes']}")
+        if keep not in KEEP_CHOICES:
+            raise ValueError(f"keep={keep!r}: choose one of {KEEP_CHOICES}")
+        get_metric(metric)
+        self.trajectories = self._load(data, keep)
+        cfg = StepConfig(
+            syntax="text" if self.kind == "math" else (syntax or self.default_syntax),
+            window=self.default_window if window == "default" else window,
+            max_observation_chars=max_observation_chars,
+            include_thoughts=include_thoughts,
+        )
+        self.builder = PromptBuilder(self.trajectories, cfg)
+        self.mode, self.metric, self.render_mode = mode, metric, render_mode
+        self.chat_template = chat_template
+        # (trajectory, step) of every step example: the index space of single-step mode.
+        self.index = [(i, k) for i, t in enumerate(self.trajectories) for k in range(len(t.steps))]
+        self.observation_space = chat_observation_space(MAX_PROMPT_CHARS)
+        self.action_space = UnicodeText(max_action_chars)
+        self._traj = self._step = -1
+        self._done = True
+        self._last: dict[str, Any] | None = None
+
+    # -- data -------------------------------------------------------------------------------------
+    def _default_data(self) -> Path:
+        raise NotImplementedError
+
+    def _load(self, data: Any, keep: str) -> list[Trajectory]:
+        if data is None:
+            data = self._default_data()
+        if isinstance(data, (str, Path)):
+            result = load_trajectories(data, keep=keep)  # type: ignore[arg-type]
+            trajs = result.trajectories
+            reasons = sorted({s.category for s in result.skipped})
+            hint = f" ({len(result.skipped)} skipped: {', '.join(reasons)})" if result.skipped else ""
+        else:
+            trajs, hint = list(data), ""
+        if not all(isinstance(t, Trajectory) for t in trajs):
+            raise TypeError("data must be a path or a sequence of srl_swe.schema.Trajectory")
+        trajs = [t for t in trajs if t.kind == self.kind]
+        if not trajs:
+            raise SRLError(f"no {self.kind} trajectories in {data!s}{hint}; "
+                           "check the path, or pass keep='all' to include unresolved/unknown outcomes")
+        return trajs
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.index)
+
+    # -- gymnasium API ----------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        size = len(self.trajectories) if self.mode == "trajectory" else len(self.index)
+        idx = (options or {}).get("index")
+        if idx is None:
+            idx = int(self.np_random.integers(size))
+        if not isinstance(idx, int) or not 0 <= idx < size:
+            raise IndexError(f"options['index']={idx!r}: this {self.mode}-mode env has indices 0..{size - 1}")
+        self._traj, self._step = (idx, 0) if self.mode == "trajectory" else self.index[idx]
+        self._done, self._last = False, None
+        return self._obs(self._traj, self._step), self._info()
+
+    def step(self, action: str):
+        if self._done:
+            raise RuntimeError("the episode is over: call reset() before step()")
+        example = self.builder.example(self._traj, self._step)
+        score = score_output(action, example.expert_action, example.syntax, self.metric)
+        self._last = {"expert_action": example.expert_action, "score": score.as_dict(),
+                      "format_error": not score.valid}
+        self._step += 1  # follow the expert's path whatever the agent did
+        traj_len = len(self.trajectories[self._traj].steps)
+        terminated = self.mode == "step" or self._step >= traj_len
+        self._done = terminated
+        return self._obs(self._traj, self._step), score.reward, terminated, False, self._info()
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        if self._traj < 0:
+            return "(call reset() first)\n"
+        t = self.trajectories[self._traj]
+        head = f"[{t.id}] step {self._step}/{len(t.steps)}"
+        if self._last:
+            s = self._last["score"]
+            head += f"  reward={s['reward']:.3f} ({s['reason']})"
+            return f"{head}\npredicted:\n{s['predicted']}\nexpert:\n{s['expert']}\n"
+        return f"{head}\n{self.builder.prompt(self._traj, self._step)[-1][1][-2000:]}\n"
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _obs(self, i: int, k: int) -> dict[str, Any]:
+        messages: tuple[Message, ...] = self.builder.prompt(i, k)
+        chat = tuple({"role": r, "content": c} for r, c in messages)
+        prompt = self.chat_template(list(chat)) if self.chat_template else render_chatml(messages)
+        return {"prompt": prompt, "messages": chat}
+
+    def _info(self) -> dict[str, Any]:
+        t = self.trajectories[self._traj]
+        info: dict[str, Any] = {
+            "task_id": t.id,
+            "trajectory_index": self._traj,
+            "step_index": self._step,
+            "num_steps": len(t.steps),
+            "source_format": t.source_format,
+            "syntax": self.builder.example(self._traj, 0).syntax,
+        }
+        if self._last is not None:
+            info.update(self._last)
+            info["score"] = dict(self._last["score"])
+            self._last = {**self._last}
+        return info
+
+
+__all__ = ["FORMAT_PENALTY", "StepImitationEnv"]

@@ -1,0 +1,126 @@
+"""The SRL step reward: the one scoring path for environments, trainers and evaluation.
+
+``reward = SequenceMatcher(None, predicted, expert).ratio()`` – difflib's ``2M/T`` – computed on the
+canonical renderings of the predicted and the expert action; the ``<think>`` monologue is never
+scored. An output that is not ``<think>…</think>`` followed by exactly one action scores
+``FORMAT_PENALTY`` (−1). This matches the SRL paper (arXiv 2510.25992, eq. 1).
+
+Speed: ``cydifflib`` (a compiled port of difflib) is used when installed; its values are identical
+to the standard library's (tested, and checked again in ``benchmarks/``).
+
+Bound: difflib is quadratic in the worst case, so each side is cut to ``MAX_SCORED_CHARS`` before
+matching. Every real expert action we have seen is below it (the longest in the shared data is about
+30 k characters), so rewards on real data are exactly the paper's; a 1 MB output is scored in about
+a second instead of minutes (``tests/test_rewards.py`` checks < 5 s).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from srl_swe.actions import ActionSyntax, get_syntax, parse_output
+from srl_swe.errors import ActionParseError
+from srl_swe.schema import ToolCall
+
+try:  # compiled difflib port; same algorithm, same floats
+    from cydifflib import SequenceMatcher as _SequenceMatcher
+except ImportError:  # pragma: no cover - exercised only without the dependency
+    _SequenceMatcher = difflib.SequenceMatcher
+
+FORMAT_PENALTY = -1.0
+MAX_SCORED_CHARS = 65_536
+
+
+def sequence_similarity(predicted: str, expert: str, max_chars: int = MAX_SCORED_CHARS) -> float:
+    """difflib ``SequenceMatcher(None, predicted, expert).ratio()`` (the paper's 2M/T)."""
+    return _SequenceMatcher(None, predicted[:max_chars], expert[:max_chars]).ratio()
+
+
+def lcs_similarity(predicted: str, expert: str, max_chars: int = MAX_SCORED_CHARS) -> float:
+    """2·LCS/T with a true longest common subsequence (rapidfuzz Indel). NOT the paper's metric:
+    difflib's matching blocks are greedy and can be shorter than the LCS."""
+    try:
+        from rapidfuzz.distance import Indel
+    except ImportError as e:  # pragma: no cover
+        raise ImportError("metric='lcs' needs rapidfuzz: pip install 'srl-swe[lcs]'") from e
+    return Indel.normalized_similarity(predicted[:max_chars], expert[:max_chars])
+
+
+METRICS: dict[str, Callable[[str, str], float]] = {
+    "sequence_matcher": sequence_similarity,
+    "lcs": lcs_similarity,
+}
+
+
+def get_metric(name: str) -> Callable[[str, str], float]:
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise ValueError(f"unknown metric {name!r}; choose one of {sorted(METRICS)}") from None
+
+
+@dataclass(frozen=True)
+class Score:
+    """One scored output. ``similarity`` is None when the format was broken."""
+
+    reward: float
+    valid: bool
+    reason: str
+    similarity: float | None
+    predicted: str | None
+    expert: str
+    thought_chars: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def score_output(
+    output: object,
+    expert: ToolCall | str,
+    syntax: str | ActionSyntax = "xml",
+    metric: str = "sequence_matcher",
+) -> Score:
+    """Score a model output against the expert action (a ToolCall, or its canonical rendering)."""
+    syn = get_syntax(syntax)
+    expert_text = expert if isinstance(expert, str) else syn.render(expert)
+    try:
+        parsed = parse_output(output, syn)
+        predicted = syn.render(parsed.action)
+    except ActionParseError as e:
+        return Score(FORMAT_PENALTY, False, str(e), None, None, expert_text)
+    sim = get_metric(metric)(predicted, expert_text)
+    return Score(sim, True, "ok", sim, predicted, expert_text, len(parsed.thought))
+
+
+def completion_text(completion: Any) -> Any:
+    """TRL passes a completion as text, or (conversational) as a list of messages: take the text."""
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        return completion[-1].get("content", "")
+    return completion
+
+
+class SRLReward:
+    """TRL reward function: ``reward_funcs=[SRLReward()]`` in ``GRPOTrainer``.
+
+    TRL calls ``f(prompts=..., completions=..., **dataset_columns)``; the step dataset written by
+    ``srl-swe data build`` has an ``expert_action`` column (canonical rendering) and a ``syntax`` column.
+    """
+
+    def __init__(self, syntax: str = "xml", metric: str = "sequence_matcher"):
+        self.syntax, self.metric = syntax, metric
+        get_metric(metric)
+        self.__name__ = f"srl_{metric}"  # TRL logs rewards under the function's __name__
+
+    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (),
+                 expert_action: Sequence[str] = (), syntax: Sequence[str] | None = None, **_: Any) -> list[float]:
+        if len(expert_action) != len(completions):
+            raise ValueError(f"{len(completions)} completions but {len(expert_action)} expert actions")
+        syntaxes = syntax or [self.syntax] * len(completions)
+        return [
+            score_output(completion_text(c), e, s, self.metric).reward
+            for c, e, s in zip(completions, expert_action, syntaxes, strict=True)
+        ]

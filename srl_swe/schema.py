@@ -1,0 +1,102 @@
+"""The one trajectory schema every loader produces.
+
+Frozen dataclasses so that trajectories can be shared between environments, datasets and worker
+processes without defensive copies. Tool-call arguments are stored as an ordered tuple of
+``(name, value)`` string pairs: the order is the expert's (rendering keeps it), and string values make
+every action syntax round-trip to the same canonical text, which is what the reward compares.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["swe", "math"]
+
+
+def _as_text(value: Any) -> str:
+    # Non-string argument values (e.g. view_range=[1, 20]) are kept as their JSON text, the same
+    # way the SWE-smith XML transcripts print them, so every syntax sees identical strings.
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One action: a tool name and its arguments (ordered, string-valued)."""
+
+    name: str
+    arguments: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def make(cls, name: str, arguments: Mapping[str, Any] | None = None, /, **kwargs: Any) -> ToolCall:
+        items = dict(arguments or {}, **kwargs)
+        return cls(str(name), tuple((str(k), _as_text(v)) for k, v in items.items()))
+
+    @classmethod
+    def bash(cls, command: str) -> ToolCall:
+        return cls("bash", (("command", command),))
+
+    @classmethod
+    def text(cls, content: str) -> ToolCall:
+        """A free-text action (a math solution step)."""
+        return cls("text", (("content", content),))
+
+    @property
+    def args(self) -> dict[str, str]:
+        return dict(self.arguments)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        for k, v in self.arguments:
+            if k == key:
+                return v
+        return default
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the agent is asked to do."""
+
+    instance_id: str
+    problem_statement: str
+    repo: str | None = None
+    base_commit: str | None = None
+    answer: str | None = None  # math: the reference final answer
+
+
+@dataclass(frozen=True)
+class Step:
+    """One expert step: the reasoning shown before the action, the action, and what it returned."""
+
+    action: ToolCall
+    thought: str = ""
+    observation: str = ""
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """An expert's path through one task.
+
+    ``resolved`` is the outcome when known (SWE-bench harness report, or a record's own flag),
+    ``None`` when nothing says. ``source`` names the file and record it was read from, so errors and
+    statistics can point back to the input.
+    """
+
+    task: Task
+    steps: tuple[Step, ...]
+    source_format: str
+    source: str
+    kind: Kind = "swe"
+    resolved: bool | None = None
+    submission: str | None = None
+    metadata: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def id(self) -> str:
+        return self.task.instance_id
+
+    def with_outcome(self, resolved: bool | None) -> Trajectory:
+        from dataclasses import replace
+
+        return replace(self, resolved=resolved)

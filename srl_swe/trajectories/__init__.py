@@ -1,0 +1,178 @@
+"""Trajectory schema and loaders.
+
+:func:`load_trajectories` takes a file or a directory, detects each file's format from its content,
+attaches SWE-bench outcomes from report files it finds, and keeps (by default) only resolved
+trajectories, as the SRL paper trained only on trajectories checked to produce correct patches.
+A bad file or record inside a directory is reported in ``LoadResult.skipped`` and the scan goes on;
+a bad single file raises :class:`~srl_swe.errors.TrajectoryFormatError`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from srl_swe.errors import TrajectoryFormatError
+from srl_swe.trajectories.chat import load_chat_record, load_mini_swe_agent
+from srl_swe.trajectories.io import iter_jsonl, read_json
+from srl_swe.trajectories.math import is_math_record, load_math_record
+from srl_swe.trajectories.reports import is_report_path, read_report, reports_near
+from srl_swe.schema import Step, Task, ToolCall, Trajectory
+from srl_swe.trajectories.sweagent import load_swe_agent
+
+__all__ = ["LoadResult", "Skipped", "Step", "Task", "ToolCall", "Trajectory", "load_file", "load_trajectories"]
+
+Keep = Literal["resolved", "resolved_or_unknown", "all"]
+KEEP_CHOICES = ("resolved", "resolved_or_unknown", "all")
+SUFFIXES = (".json", ".jsonl", ".traj")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file or record left out, and why. ``category`` groups reasons for the statistics."""
+
+    source: str
+    record: str | None
+    reason: str
+    category: str = "malformed"
+    source_format: str = "unreadable"
+
+
+@dataclass
+class LoadResult:
+    trajectories: list[Trajectory] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per source format: trajectories kept, steps, outcomes, and skipped records by reason."""
+        out: dict[str, dict[str, Any]] = defaultdict(
+            lambda: {"trajectories": 0, "steps": 0, "resolved": 0, "unresolved": 0, "unknown": 0,
+                     "skipped": Counter()}
+        )
+        for t in self.trajectories:
+            row = out[t.source_format]
+            row["trajectories"] += 1
+            row["steps"] += len(t.steps)
+            row[{True: "resolved", False: "unresolved", None: "unknown"}[t.resolved]] += 1
+        for s in self.skipped:
+            out[s.source_format]["skipped"][s.category] += 1
+        return {k: {**v, "skipped": dict(v["skipped"])} for k, v in sorted(out.items())}
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".traj.json", ".traj", ".jsonl", ".json"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _load_record(obj: Any, source: str, index: str | int, default_id: str) -> Trajectory:
+    if isinstance(obj, dict) and "messages" in obj:
+        return load_chat_record(obj, source, index, default_id)
+    if is_math_record(obj):
+        return load_math_record(obj, source, index, default_id)
+    raise TrajectoryFormatError(
+        source, 'a chat record with "messages" or a math record ({question, answer} / {problem, steps} / '
+        "{problem, solution})", index, got=f"fields {sorted(obj)[:8]}" if isinstance(obj, dict) else type(obj).__name__,
+    )
+
+
+def load_file(path: str | Path) -> tuple[list[Trajectory], list[Skipped]]:
+    """Every trajectory in one file; record-level problems of a multi-record file are returned as skipped."""
+    path = Path(path)
+    source, stem = str(path), _stem(path)
+    trajs: list[Trajectory] = []
+    skipped: list[Skipped] = []
+    if path.suffix == ".jsonl":
+        records: Iterable[tuple[Any, Any]] = iter_jsonl(path)
+    else:
+        obj = read_json(path)
+        if isinstance(obj, dict) and str(obj.get("trajectory_format", "")).startswith("mini-swe-agent"):
+            return [load_mini_swe_agent(obj, source, stem)], []
+        if isinstance(obj, dict) and ("trajectory" in obj or ("history" in obj and "messages" not in obj)):
+            return [load_swe_agent(obj, source, stem)], []
+        if isinstance(obj, dict) and "messages" in obj and isinstance(obj.get("info"), dict):
+            return [load_mini_swe_agent(obj, source, stem)], []
+        if isinstance(obj, dict):
+            return [_load_record(obj, source, "0", stem)], []
+        if not isinstance(obj, list):
+            raise TrajectoryFormatError(source, "a JSON object or list of records", got=type(obj).__name__)
+        records = enumerate(obj)
+    for index, obj in records:
+        label = f"line {index}" if path.suffix == ".jsonl" else str(index)
+        try:
+            if isinstance(obj, TrajectoryFormatError):
+                raise obj
+            trajs.append(_load_record(obj, source, label, f"{stem}-{index}"))
+        except TrajectoryFormatError as e:
+            skipped.append(Skipped(source, label, str(e)))
+    if not trajs and skipped:
+        raise TrajectoryFormatError(source, "at least one readable record", got=skipped[0].reason)
+    return trajs, skipped
+
+
+def _candidate_files(root: Path) -> list[Path]:
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and p.name.endswith(SUFFIXES) and not any(part.startswith(".") for part in p.parts[-2:])
+    )
+
+
+def load_trajectories(
+    path: str | Path, keep: Keep = "resolved", reports: dict[str, bool] | None = None
+) -> LoadResult:
+    """Load a trajectory file or every trajectory under a directory.
+
+    ``keep``: ``"resolved"`` (default: only trajectories known to be resolved), ``"resolved_or_unknown"``
+    or ``"all"``. ``reports`` maps instance ids to resolved flags and overrides what files say.
+    """
+    if keep not in KEEP_CHOICES:
+        raise ValueError(f"keep={keep!r}: choose one of {KEEP_CHOICES}")
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such file or directory (give a trajectory file or a folder of them)")
+    result = LoadResult()
+    outcomes: dict[str, bool] = {}
+    files = _candidate_files(root) if root.is_dir() else [root]
+    loaded: list[tuple[Path, Trajectory]] = []
+    for f in files:
+        try:
+            if is_report_path(f):
+                outcomes.update(read_report(f))
+                continue
+            trajs, skipped = load_file(f)
+        except TrajectoryFormatError as e:
+            if not root.is_dir():
+                raise
+            result.skipped.append(Skipped(str(f), None, str(e)))
+            continue
+        result.skipped.extend(skipped)
+        loaded.extend((f, t) for t in trajs)
+    outcomes.update(reports or {})
+    for f, t in loaded:
+        resolved = _outcome(t, f, outcomes)
+        t = t.with_outcome(resolved) if resolved is not t.resolved else t
+        if keep == "all" or t.resolved is True or (keep == "resolved_or_unknown" and t.resolved is None):
+            result.trajectories.append(t)
+        else:
+            state = "unresolved" if t.resolved is False else "unknown"
+            result.skipped.append(Skipped(t.source, t.id, f"outcome {state}; pass keep='all' to include it",
+                                          f"outcome {state}", t.source_format))
+    return result
+
+
+def _outcome(t: Trajectory, source: Path, outcomes: dict[str, bool]) -> bool | None:
+    if t.id in outcomes:
+        return outcomes[t.id]
+    for report in reports_near(source, t.id):
+        try:
+            found = read_report(report)
+        except TrajectoryFormatError:
+            continue
+        if t.id in found:
+            return found[t.id]
+    return t.resolved

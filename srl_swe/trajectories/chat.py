@@ -1,0 +1,157 @@
+"""Chat transcripts -> trajectories: SWE-smith XML JSONL, OpenAI ``tool_calls`` JSONL, mini-swe-agent.
+
+All three are a list of chat messages: a system prompt, a task message, then assistant turns that
+each hold one action and user/tool turns that hold its observation. :func:`walk_messages` is the
+one walker; the formats differ only in where the action is (``tool_calls`` or text in some syntax).
+Assistant turns with no parseable action (an agent's format error) are skipped together with the
+environment's complaint that follows them, and counted, because they are not expert actions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from srl_swe.actions import extract_action, get_syntax, tool_call_from_json
+from srl_swe.errors import ActionParseError, TrajectoryFormatError
+from srl_swe.trajectories.io import message_text, problem_from_task_message, require
+from srl_swe.schema import Step, Task, ToolCall, Trajectory
+
+_OBS_PREFIX = re.compile(r"\AOBSERVATION:\s*\n?")
+_THOUGHT_PREFIX = re.compile(r"\ATHOUGHT:\s*")
+DETECT_ORDER = ("xml", "qwen", "bash")
+
+
+@dataclass
+class _Pending:
+    call: ToolCall
+    thought: str
+    call_id: str | None = None
+    observation: str | None = None
+
+
+@dataclass(frozen=True)
+class Walked:
+    task_message: str
+    system: str
+    steps: tuple[Step, ...]
+    format_errors: int
+    syntax: str
+
+
+def detect_syntax(messages: list[Any]) -> str:
+    """The action syntax of a transcript without tool_calls: the first one the assistant turns use."""
+    for msg in messages:
+        if isinstance(msg, dict) and msg.get("role") == "assistant" and not msg.get("tool_calls"):
+            text = message_text(msg.get("content"), "<detect>", None)
+            for name in DETECT_ORDER:
+                try:
+                    if get_syntax(name).find(text):
+                        return name
+                except ActionParseError:
+                    return name  # the syntax's markers are there but malformed: still that syntax
+    return "tool_calls"
+
+
+def walk_messages(messages: Any, source: str, record: str | int | None, syntax: str | None = None) -> Walked:
+    if not isinstance(messages, list) or not messages:
+        raise TrajectoryFormatError(source, '"messages" to be a non-empty list', record)
+    syntax = syntax or detect_syntax(messages)
+    system, task_message = "", None
+    steps: list[_Pending] = []
+    format_errors, skip_reply = 0, False
+    for n, msg in enumerate(messages):
+        where = f"{record}, message {n}" if record is not None else f"message {n}"
+        role = require(msg, "role", str, source, where)
+        text = message_text(msg.get("content"), source, where)
+        if role == "system" and task_message is None:
+            system = text
+        elif role == "user" and task_message is None:
+            task_message = text
+        elif role == "assistant":
+            if task_message is None:
+                raise TrajectoryFormatError(source, "a user task message before the first assistant turn", where)
+            calls = msg.get("tool_calls")
+            if calls:
+                if not isinstance(calls, list):
+                    raise TrajectoryFormatError(source, '"tool_calls" to be a list', where)
+                for k, tc in enumerate(calls):
+                    try:
+                        call = tool_call_from_json(tc.get("function", tc) if isinstance(tc, dict) else tc)
+                    except ActionParseError as e:
+                        raise TrajectoryFormatError(source, f"a valid tool call ({e})", where) from None
+                    call_id = tc.get("id") if isinstance(tc, dict) else None
+                    steps.append(_Pending(call, text.strip() if k == 0 else "", call_id))
+                skip_reply = False
+                continue
+            if syntax == "tool_calls":
+                format_errors, skip_reply = format_errors + 1, True
+                continue
+            try:
+                thought, call = extract_action(text, syntax)
+            except ActionParseError:
+                format_errors, skip_reply = format_errors + 1, True
+                continue
+            steps.append(_Pending(call, _THOUGHT_PREFIX.sub("", thought)))
+            skip_reply = False
+        elif role in ("user", "tool"):
+            if skip_reply:
+                skip_reply = False
+                continue
+            _attach(steps, _OBS_PREFIX.sub("", text), msg)
+    if task_message is None:
+        raise TrajectoryFormatError(source, "a user message with the task", record)
+    done = tuple(Step(p.call, p.thought, p.observation or "") for p in steps)
+    return Walked(task_message, system, done, format_errors, syntax)
+
+
+def _attach(steps: list[_Pending], text: str, msg: dict) -> None:
+    ids = msg.get("tool_call_ids") or ([msg["tool_call_id"]] if msg.get("tool_call_id") else [])
+    for p in steps:
+        if p.observation is None and p.call_id is not None and p.call_id in ids:
+            p.observation = text
+            return
+    for p in steps:
+        if p.observation is None:
+            p.observation = text
+            return
+    # A user message after every action has its observation (e.g. a final note): nothing to attach to.
+
+
+def _trajectory(walked: Walked, record: dict, source: str, fmt: str, default_id: str) -> Trajectory:
+    if not walked.steps:
+        raise TrajectoryFormatError(source, "at least one action", record.get("instance_id", default_id),
+                                    got=f"0 actions ({walked.format_errors} malformed assistant turns)")
+    problem = record.get("problem_statement")
+    resolved = record.get("resolved")
+    task = Task(
+        instance_id=str(record.get("instance_id") or default_id),
+        problem_statement=problem if isinstance(problem, str) else problem_from_task_message(walked.task_message),
+        repo=record.get("repo") if isinstance(record.get("repo"), str) else None,
+        base_commit=record.get("base_commit") if isinstance(record.get("base_commit"), str) else None,
+    )
+    meta = (("syntax", walked.syntax), ("format_errors_skipped", str(walked.format_errors)))
+    return Trajectory(task, walked.steps, fmt, source, "swe",
+                      resolved if isinstance(resolved, bool) else None, record.get("submission"), meta)
+
+
+def load_chat_record(record: Any, source: str, index: str | int, default_id: str) -> Trajectory:
+    """One JSONL record ``{"messages": [...], "instance_id"?, "resolved"?, ...}``."""
+    messages = require(record, "messages", list, source, index)
+    walked = walk_messages(messages, source, index)
+    fmt = {"xml": "swe-smith-chat", "tool_calls": "openai-chat"}.get(walked.syntax, f"{walked.syntax}-chat")
+    return _trajectory(walked, record, source, fmt, default_id)
+
+
+def load_mini_swe_agent(obj: Any, source: str, default_id: str) -> Trajectory:
+    """A mini-swe-agent ``.traj.json`` (``trajectory_format: mini-swe-agent-1``)."""
+    messages = require(obj, "messages", list, source, None)
+    walked = walk_messages(messages, source, None, syntax=None if _has_tool_calls(messages) else "bash")
+    info = obj.get("info") if isinstance(obj.get("info"), dict) else {}
+    record = {"instance_id": obj.get("instance_id"), "submission": info.get("submission")}
+    return _trajectory(walked, record, source, "mini-swe-agent", default_id)
+
+
+def _has_tool_calls(messages: list[Any]) -> bool:
+    return any(isinstance(m, dict) and m.get("tool_calls") for m in messages)
