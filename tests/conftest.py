@@ -1,0 +1,41 @@
+"""Shared fixtures. Tests that read ../shared/data find it through SRL_SWE_DATA (default ../shared/data);
+without it they skip with the reason, except under CI=true, where a missing folder is a failure."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from srl_swe.paths import shared_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.is_absolute():
+        path = (Path.cwd() / path).resolve()
+    if not path.is_dir():
+        reason = f"shared data folder {path} not found (set SRL_SWE_DATA)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trajectories_dir(shared_data: Path) -> Path:
+    return shared_data / "trajectories"
+
+
+@pytest.fixture(scope="session")
+def bundled_swe() -> Path:
+    return REPO / "trajectories" / "swe" / "bundled.jsonl"
+
+
+@pytest.fixture(scope="session")
+def bundled_math() -> Path:
+    return REPO / "trajectories" / "math" / "bundled.jsonl"
