@@ -78,9 +78,21 @@ class XmlSyntax(ActionSyntax):
     name = "xml"
     opener = "<function="
 
+    # Multi-line values sit on their own lines (``<parameter=k>\nline1\nline2\n</parameter>``), the
+    # convention of the SWE-smith/OpenHands converter; reading drops exactly that one newline on each side.
     def render(self, call: ToolCall) -> str:
-        params = "".join(f"<parameter={k}>{v}</parameter>\n" for k, v in call.arguments)
+        params = "".join(
+            f"<parameter={k}>\n{v}\n</parameter>\n" if "\n" in v else f"<parameter={k}>{v}</parameter>\n"
+            for k, v in call.arguments
+        )
         return f"<function={call.name}>\n{params}</function>"
+
+    @staticmethod
+    def _value(raw: str) -> str:
+        # Also accepts a model writing a one-line value on its own line (``<parameter=command>\nls\n</parameter>``).
+        if len(raw) >= 2 and raw.startswith("\n") and raw.endswith("\n"):
+            return raw[1:-1]
+        return raw
 
     def find(self, text: str) -> list[Match]:
         out = []
@@ -93,7 +105,7 @@ class XmlSyntax(ActionSyntax):
                     raise ActionParseError(f"stray text inside <function={m.group(1)}>: {body[pos:p.start()][:60]!r}")
                 if any(k == p.group(1) for k, _ in args):
                     raise ActionParseError(f"parameter {p.group(1)!r} given twice")
-                args.append((p.group(1), p.group(2)))
+                args.append((p.group(1), self._value(p.group(2))))
                 pos = p.end()
             if body[pos:].strip():
                 raise ActionParseError(f"stray text inside <function={m.group(1)}>: {body[pos:][:60]!r}")
