@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from srl_swe.actions import ActionSyntax, get_syntax, parse_output
@@ -75,7 +75,12 @@ class Score:
     thought_chars: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a str/float/bool/None, so a shallow dict equals dataclasses.asdict, which
+        # deep-copies field by field (5.4 us against 0.5 us; it showed in benchmarks/bench_core.py).
+        return {name: getattr(self, name) for name in _SCORE_FIELDS}
+
+
+_SCORE_FIELDS = tuple(f.name for f in fields(Score))
 
 
 def score_output(

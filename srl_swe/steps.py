@@ -145,20 +145,30 @@ class PromptBuilder:
         swe = [t for t in self.trajectories if t.kind == "swe"]
         self.system = swe_system_prompt(tool_specs(swe), self.cfg.syntax) if swe else ""
         self.syntax = get_syntax(self.cfg.syntax)
+        self._targets: dict[tuple[int, int], str] = {}  # (trajectory, step) -> expert rendering
 
     def prompt(self, i: int, k: int) -> tuple[Message, ...]:
         t = self.trajectories[i]
         return math_prompt(t, k, self.cfg) if t.kind == "math" else swe_prompt(t, k, self.system, self.cfg)
 
+    def syntax_of(self, i: int) -> str:
+        """The action syntax of trajectory ``i``'s examples: ``text`` for math, else the configured one."""
+        return "text" if self.trajectories[i].kind == "math" else self.cfg.syntax
+
+    def target(self, i: int, k: int) -> str:
+        """The expert action ``k`` of trajectory ``i`` rendered canonically (cached; trajectories are frozen)."""
+        text = self._targets.get((i, k))
+        if text is None:
+            t = self.trajectories[i]
+            call = t.steps[k].action
+            text = (call.get("content") or "") if t.kind == "math" else self.syntax.render(call)
+            self._targets[(i, k)] = text
+        return text
+
     def example(self, i: int, k: int) -> StepExample:
         t = self.trajectories[i]
-        call = t.steps[k].action
-        if t.kind == "math":
-            target, syntax = call.get("content") or "", "text"
-        else:
-            target, syntax = self.syntax.render(call), self.cfg.syntax
-        return StepExample(f"{t.id}#{k}", t.id, i, k, len(t.steps), self.prompt(i, k), target, call, syntax,
-                           t.kind, t.source_format, t.task.answer)
+        return StepExample(f"{t.id}#{k}", t.id, i, k, len(t.steps), self.prompt(i, k), self.target(i, k),
+                           t.steps[k].action, self.syntax_of(i), t.kind, t.source_format, t.task.answer)
 
     def examples(self) -> list[StepExample]:
         return [self.example(i, k) for i, t in enumerate(self.trajectories) for k in range(len(t.steps))]

@@ -113,9 +113,10 @@ class StepImitationEnv(gym.Env[dict, str]):
     def step(self, action: str):
         if self._done:
             raise RuntimeError("the episode is over: call reset() before step()")
-        example = self.builder.example(self._traj, self._step)
-        score = score_output(action, example.expert_action, example.syntax, self.metric)
-        self._last = {"expert_action": example.expert_action, "score": score.as_dict(),
+        # Only the target is needed here: building the whole StepExample would also build its prompt.
+        expert = self.builder.target(self._traj, self._step)
+        score = score_output(action, expert, self.builder.syntax_of(self._traj), self.metric)
+        self._last = {"expert_action": expert, "score": score.as_dict(),
                       "format_error": not score.valid}
         self._step += 1  # follow the expert's path whatever the agent did
         traj_len = len(self.trajectories[self._traj].steps)
@@ -151,7 +152,7 @@ class StepImitationEnv(gym.Env[dict, str]):
             "step_index": self._step,
             "num_steps": len(t.steps),
             "source_format": t.source_format,
-            "syntax": self.builder.example(self._traj, 0).syntax,
+            "syntax": self.builder.syntax_of(self._traj),
         }
         if self._last is not None:
             info.update(self._last)

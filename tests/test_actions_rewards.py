@@ -1,0 +1,108 @@
+"""Action syntaxes and the SRL reward, on real expert actions."""
+
+from __future__ import annotations
+
+import difflib
+import random
+from pathlib import Path
+
+import pytest
+
+from srl_swe.actions import SYNTAXES, extract_action, parse_output, render
+from srl_swe.errors import ActionParseError
+from srl_swe.rewards import FORMAT_PENALTY, SRLReward, lcs_similarity, score_output, sequence_similarity
+from srl_swe.schema import ToolCall
+from srl_swe.trajectories import load_trajectories
+
+EDIT = ToolCall.make("str_replace_editor", command="str_replace", path="/testbed/a.py",
+                     old_str="    return x\n", new_str="    return x + 1\n")
+
+
+def test_render_formats():
+    assert render(ToolCall.bash("ls -la"), "xml") == "<function=bash>\n<parameter=command>ls -la</parameter>\n</function>"
+    assert render(ToolCall("submit", ()), "xml") == "<function=submit>\n</function>"
+    assert render(ToolCall.bash("ls"), "bash") == "```bash\nls\n```"
+    assert render(ToolCall.bash("ls"), "qwen") == '<tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>'
+    assert "<parameter=old_str>\n    return x\n\n</parameter>" in render(EDIT, "xml")
+    with pytest.raises(ActionParseError, match="bash syntax can only write bash"):
+        render(EDIT, "bash")
+
+
+@pytest.mark.parametrize("syntax", ["xml", "qwen"])
+def test_round_trip_edit(syntax: str):
+    assert parse_output("<think>fix it</think>\n" + render(EDIT, syntax), syntax).action == EDIT
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("<function=bash>\n<parameter=command>ls</parameter>\n</function>", "must start with <think>"),
+    ("<think>a</think>", "no action after </think>"),
+    ("<think>a</think>hello", "no well-formed xml action"),
+    ("<think>a</think><function=bash>\n<parameter=command>ls</parameter>\n</function>\ndone", "text after"),
+    ("<think>a</think>I will list.<function=bash><parameter=command>ls</parameter></function>", "text before"),
+    ("<think>a</think><function=bash></function><function=submit></function>", "exactly one xml action, found 2"),
+    ("<think>a</think><function=bash><parameter=command>ls</parameter>oops</function>", "stray text"),
+    ("<think>a</think><think>b</think><function=submit></function>", "more than one <think>"),
+    ("<think>a</think><function=bash><parameter=command>ls", "no well-formed xml action"),
+])
+def test_invalid_outputs(text: str, reason: str):
+    with pytest.raises(ActionParseError, match=reason):
+        parse_output(text, "xml")
+    score = score_output(text, ToolCall.bash("ls"), "xml")
+    assert score.reward == FORMAT_PENALTY == -1.0 and not score.valid and reason in score.reason
+
+
+def test_qwen_and_bash_parsing():
+    out = parse_output('<think>x</think><tool_call>{"name": "bash", "arguments": "{\\"command\\": \\"ls\\"}"}</tool_call>', "qwen")
+    assert out.action == ToolCall.bash("ls")  # OpenAI-style string arguments are accepted
+    with pytest.raises(ActionParseError, match="not JSON"):
+        parse_output("<think>x</think><tool_call>{oops}</tool_call>", "qwen")
+    assert parse_output("<think>x</think>\n```bash\ngrep -n foo a.py\n```\n", "bash").action.get("command") == "grep -n foo a.py"
+    with pytest.raises(ActionParseError, match="found 2"):
+        parse_output("<think>x</think>```bash\nls\n```\n```bash\npwd\n```", "bash")
+    assert extract_action("THOUGHT: look\n\n```bash\nls\n```", "bash") == ("THOUGHT: look", ToolCall.bash("ls"))
+    assert set(SYNTAXES) == {"xml", "qwen", "bash", "text"}
+
+
+def test_monologue_is_not_scored():
+    expert = ToolCall.bash("grep -n 'def mean' stats/core.py")
+    short = score_output("<think>x</think>" + render(ToolCall.bash("grep -n mean stats/core.py")), expert)
+    long = score_output("<think>" + "very long reasoning " * 500 + "</think>" + render(ToolCall.bash("grep -n mean stats/core.py")), expert)
+    assert short.reward == long.reward and short.valid
+    assert short.reward == difflib.SequenceMatcher(None, short.predicted, short.expert).ratio()
+    assert score_output("<think>x</think>" + render(expert), expert).reward == 1.0
+
+
+@pytest.mark.shared_data
+def test_reward_equals_stdlib_difflib_on_real_actions(trajectories_dir: Path):
+    trajs = load_trajectories(trajectories_dir / "mini-swe-agent", keep="all").trajectories[:20]
+    actions = [render(s.action, "xml") for t in trajs for s in t.steps]
+    rng = random.Random(0)
+    for expert in actions[:300]:
+        cut = rng.randrange(len(expert))
+        pred = expert[:cut] + "zz" + expert[cut + rng.randrange(1, 20):] if rng.random() < 0.7 else rng.choice(actions)
+        assert sequence_similarity(pred, expert) == difflib.SequenceMatcher(None, pred, expert).ratio()
+
+
+def test_lcs_metric_is_not_the_papers():
+    a, b = "abxcd" * 3, "abcd" * 3
+    assert lcs_similarity(a, b) >= sequence_similarity(a, b)
+    assert lcs_similarity("kitten", "sitting") == pytest.approx(2 * 4 / 13)
+    out = "<think>t</think>" + render(ToolCall.bash("ls -l"))
+    assert score_output(out, ToolCall.bash("ls -la"), metric="lcs").reward == pytest.approx(
+        lcs_similarity(render(ToolCall.bash("ls -l")), render(ToolCall.bash("ls -la"))))
+
+
+def test_trl_reward_adapter():
+    f = SRLReward()
+    expert = [render(ToolCall.bash("ls")), render(ToolCall.bash("pwd")), render(ToolCall.bash("ls"))]
+    completions = [
+        [{"role": "assistant", "content": "<think>a</think>" + expert[0]}],   # conversational
+        "<think>b</think>" + render(ToolCall.bash("pwd -P")),                # plain text
+        "no think",                                                           # format violation
+    ]
+    rewards = f(prompts=[None] * 3, completions=completions, expert_action=expert)
+    assert rewards[0] == 1.0 and rewards[2] == -1.0
+    assert rewards[1] == difflib.SequenceMatcher(None, render(ToolCall.bash("pwd -P")), expert[1]).ratio()
+    assert f.__name__ == "srl_sequence_matcher"
+    with pytest.raises(ValueError, match="completions but"):
+        f(completions=["x"], expert_action=[])
