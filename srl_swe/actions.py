@@ -28,7 +28,7 @@ from srl_swe.errors import ActionParseError
 from srl_swe.schema import ToolCall
 
 _FUNC_RE = re.compile(r"<function=([^>\s]+)>(.*?)</function>", re.S)
-_PARAM_RE = re.compile(r"<parameter=([^>\s]+)>(.*?)</parameter>", re.S)
+_PARAM_OPEN, _PARAM_CLOSE = "<parameter=", "</parameter>"
 _QWEN_RE = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
 # mini-swe-agent's own action regex, so a transcript parses exactly as the agent that wrote it did.
 _BASH_RE = re.compile(r"```bash\s*\n(.*?)\n```", re.S)
@@ -60,12 +60,16 @@ class ActionSyntax:
         body = text.strip()
         if not body:
             raise ActionParseError(f"no action after </think> (expected one {self.name} action)")
+        # Count the openers before searching: each unclosed opener makes the regex scan to the end of the
+        # text, so a long output full of them would take quadratic time to reject.
+        attempts = body.count(self.opener) if self.opener else 0
+        if attempts > 1:
+            raise ActionParseError(f"expected exactly one {self.name} action, found {attempts}")
         found = self.find(body)
-        attempts = body.count(self.opener) if self.opener else len(found)
         if not found:
             raise ActionParseError(f"no well-formed {self.name} action found")
-        if len(found) > 1 or attempts > 1:
-            raise ActionParseError(f"expected exactly one {self.name} action, found {max(len(found), attempts)}")
+        if len(found) > 1:
+            raise ActionParseError(f"expected exactly one {self.name} action, found {len(found)}")
         m = found[0]
         if body[: m.start].strip():
             raise ActionParseError(f"text before the {self.name} action (put reasoning inside <think>)")
@@ -95,22 +99,31 @@ class XmlSyntax(ActionSyntax):
         return raw
 
     def find(self, text: str) -> list[Match]:
-        out = []
-        for m in _FUNC_RE.finditer(text):
-            args: list[tuple[str, str]] = []
-            pos = 0
-            body = m.group(2)
-            for p in _PARAM_RE.finditer(body):
-                if body[pos : p.start()].strip():
-                    raise ActionParseError(f"stray text inside <function={m.group(1)}>: {body[pos:p.start()][:60]!r}")
-                if any(k == p.group(1) for k, _ in args):
-                    raise ActionParseError(f"parameter {p.group(1)!r} given twice")
-                args.append((p.group(1), self._value(p.group(2))))
-                pos = p.end()
-            if body[pos:].strip():
-                raise ActionParseError(f"stray text inside <function={m.group(1)}>: {body[pos:][:60]!r}")
-            out.append(Match(m.start(), m.end(), ToolCall(m.group(1), tuple(args))))
-        return out
+        return [Match(m.start(), m.end(), ToolCall(m.group(1), self._params(m.group(1), m.group(2))))
+                for m in _FUNC_RE.finditer(text)]
+
+    def _params(self, func: str, body: str) -> tuple[tuple[str, str], ...]:
+        # A linear scan with str.find rather than a lazy regex: with many unclosed "<parameter=" a regex
+        # rescans to the end of the text from each one, which is quadratic on long model outputs.
+        args: list[tuple[str, str]] = []
+        pos = 0
+        while (start := body.find(_PARAM_OPEN, pos)) >= 0:
+            if body[pos:start].strip():
+                raise ActionParseError(f"stray text inside <function={func}>: {body[pos:start][:60]!r}")
+            gt = body.find(">", start)
+            name = body[start + len(_PARAM_OPEN) : gt] if gt >= 0 else ""
+            if not name or any(c.isspace() for c in name):
+                raise ActionParseError(f"malformed <parameter=...> tag inside <function={func}>")
+            close = body.find(_PARAM_CLOSE, gt)
+            if close < 0:
+                raise ActionParseError(f"<parameter={name[:40]}> is not closed by </parameter>")
+            if any(k == name for k, _ in args):
+                raise ActionParseError(f"parameter {name!r} given twice")
+            args.append((name, self._value(body[gt + 1 : close])))
+            pos = close + len(_PARAM_CLOSE)
+        if body[pos:].strip():
+            raise ActionParseError(f"stray text inside <function={func}>: {body[pos:][:60]!r}")
+        return tuple(args)
 
 
 class QwenSyntax(ActionSyntax):
@@ -124,10 +137,7 @@ class QwenSyntax(ActionSyntax):
     def find(self, text: str) -> list[Match]:
         out = []
         for m in _QWEN_RE.finditer(text):
-            try:
-                payload = json.loads(m.group(1))
-            except json.JSONDecodeError as e:
-                raise ActionParseError(f"<tool_call> body is not JSON ({e.msg})") from None
+            payload = _json_loads(m.group(1), "<tool_call> body")
             out.append(Match(m.start(), m.end(), tool_call_from_json(payload)))
         return out
 
@@ -173,13 +183,26 @@ SYNTAXES: dict[str, type[ActionSyntax]] = {
 }
 
 
+_INSTANCES = {name: cls() for name, cls in SYNTAXES.items()}  # syntaxes are stateless: share one each
+
+
 def get_syntax(name: str | ActionSyntax) -> ActionSyntax:
     if isinstance(name, ActionSyntax):
         return name
     try:
-        return SYNTAXES[name]()
+        return _INSTANCES[name]
     except KeyError:
         raise ValueError(f"unknown action syntax {name!r}; choose one of {sorted(SYNTAXES)}") from None
+
+
+def _json_loads(text: str, what: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ActionParseError(f"{what} is not JSON ({e.msg})") from None
+    except (ValueError, RecursionError) as e:  # a >4300-digit integer; nesting deeper than the recursion limit
+        reason = "nesting too deep" if isinstance(e, RecursionError) else str(e)[:80]
+        raise ActionParseError(f"{what} is not JSON ({reason})") from None
 
 
 def tool_call_from_json(payload: object) -> ToolCall:
@@ -188,10 +211,7 @@ def tool_call_from_json(payload: object) -> ToolCall:
         raise ActionParseError('a tool call must be an object with a non-empty string "name"')
     args = payload.get("arguments", {})
     if isinstance(args, str):  # OpenAI sends arguments as a JSON string
-        try:
-            args = json.loads(args) if args.strip() else {}
-        except json.JSONDecodeError as e:
-            raise ActionParseError(f"tool call arguments are not JSON ({e.msg})") from None
+        args = _json_loads(args, "tool call arguments") if args.strip() else {}
     if args is None:
         args = {}
     if not isinstance(args, dict):

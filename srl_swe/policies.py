@@ -48,7 +48,7 @@ class NoisyReplayPolicy(ReplayPolicy):
                 start = self.rng.randrange(max(1, len(value) - cut + 1))
                 junk = "".join(self.rng.choice("abcdefgh _-./") for _ in range(cut // 2))
                 noisy = (value[:start] + junk + value[start + cut :]).strip() or "x"
-                args = call.arguments[:j] + ((key, noisy),) + call.arguments[j + 1 :]
+                args = (*call.arguments[:j], (key, noisy), *call.arguments[j + 1:])
                 action = get_syntax(info["syntax"]).render(ToolCall(call.name, args))
         return f"<think>\n{thought}\n</think>\n{action}"
 

@@ -5,13 +5,18 @@ canonical renderings of the predicted and the expert action; the ``<think>`` mon
 scored. An output that is not ``<think>…</think>`` followed by exactly one action scores
 ``FORMAT_PENALTY`` (−1). This matches the SRL paper (arXiv 2510.25992, eq. 1).
 
-Speed: ``cydifflib`` (a compiled port of difflib) is used when installed; its values are identical
-to the standard library's (tested, and checked again in ``benchmarks/``).
+Speed: the ratio is computed by ``srl_swe._fastdiff``, a C port of CPython's difflib algorithm
+built with the package (about 25x the standard library on real actions, ``benchmarks/``). Where it could
+not be compiled, ``cydifflib`` and then the standard library compute the same value, more slowly.
+All three give bit-identical floats (tested against ``difflib`` on real and random inputs).
 
-Bound: difflib is quadratic in the worst case, so each side is cut to ``MAX_SCORED_CHARS`` before
-matching. Every real expert action we have seen is below it (the longest in the shared data is about
-30 k characters), so rewards on real data are exactly the paper's; a 1 MB output is scored in about
-a second instead of minutes (``tests/test_rewards.py`` checks < 5 s).
+Bound: difflib's time grows with the length of the predicted text times the square of how often its
+characters recur in the expert (up to 1 % of its length before autojunk drops them), i.e. cubically in
+the worst case: ``"x" * 65536`` against 65,536 random printable characters takes 14 s in cydifflib. So
+each side is cut to ``MAX_SCORED_CHARS`` (12,288) before matching; the worst case we could build then
+takes 0.15 s in C (1.5 s in cydifflib). Every real expert action we have seen is below the cap (the
+longest in the shared data renders to about 9.5 k characters), so rewards on real data are exactly the
+paper's; a 1 MB output is scored in well under 5 s (``tests/test_properties.py`` checks it).
 """
 
 from __future__ import annotations
@@ -25,18 +30,30 @@ from srl_swe.actions import ActionSyntax, get_syntax, parse_output
 from srl_swe.errors import ActionParseError
 from srl_swe.schema import ToolCall
 
-try:  # compiled difflib port; same algorithm, same floats
-    from cydifflib import SequenceMatcher as _SequenceMatcher
-except ImportError:  # pragma: no cover - exercised only without the dependency
-    _SequenceMatcher = difflib.SequenceMatcher
-
 FORMAT_PENALTY = -1.0
-MAX_SCORED_CHARS = 65_536
+MAX_SCORED_CHARS = 12_288
+
+
+def _ratio_backend() -> tuple[str, Callable[[str, str], float]]:
+    try:
+        from srl_swe._fastdiff import ratio
+
+        return "srl_swe._fastdiff", ratio
+    except ImportError:
+        pass
+    try:  # a compiled port of difflib: same algorithm, same floats
+        from cydifflib import SequenceMatcher
+    except ImportError:  # pragma: no cover - only without both compiled paths
+        SequenceMatcher = difflib.SequenceMatcher
+    return SequenceMatcher.__module__, lambda a, b: SequenceMatcher(None, a, b).ratio()
+
+
+RATIO_BACKEND, _ratio = _ratio_backend()
 
 
 def sequence_similarity(predicted: str, expert: str, max_chars: int = MAX_SCORED_CHARS) -> float:
     """difflib ``SequenceMatcher(None, predicted, expert).ratio()`` (the paper's 2M/T)."""
-    return _SequenceMatcher(None, predicted[:max_chars], expert[:max_chars]).ratio()
+    return _ratio(predicted[:max_chars], expert[:max_chars])
 
 
 def lcs_similarity(predicted: str, expert: str, max_chars: int = MAX_SCORED_CHARS) -> float:

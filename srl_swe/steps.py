@@ -14,6 +14,7 @@ a visible ``[... N characters truncated ...]`` marker.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from srl_swe.actions import get_syntax
 from srl_swe.schema import ToolCall, Trajectory
 
 Message = tuple[str, str]  # (role, content); frozen-friendly, see StepExample.chat()
+ASSISTANT_OPEN = "<|im_start|>assistant\n"
+TURN_CACHE_SIZE = 4096  # trajectories whose rendered turns are kept
 
 # Descriptions for the tools of the formats we train on; any other tool is listed with the
 # parameter names seen in the data.
@@ -114,22 +117,37 @@ def _prefix_action(call: ToolCall, thought: str, cfg: StepConfig) -> str:
     return f"<think>\n{thought}\n</think>\n{text}" if cfg.include_thoughts and thought else text
 
 
-def swe_prompt(t: Trajectory, k: int, system: str, cfg: StepConfig) -> tuple[Message, ...]:
-    """The prompt before expert action ``k``; ``k == len(t.steps)`` gives the whole path (episode end)."""
+def swe_turns(t: Trajectory, cfg: StepConfig) -> tuple[Message, ...]:
+    """The expert path as chat turns: the action then its (truncated) observation, for every step."""
+    turns: list[Message] = []
+    for step in t.steps:
+        turns.append(("assistant", _prefix_action(step.action, step.thought, cfg)))
+        turns.append(("user", "OBSERVATION:\n" + truncate(step.observation, cfg.max_observation_chars)))
+    return tuple(turns)
+
+
+def _first_shown(k: int, cfg: StepConfig) -> int:
+    return 0 if cfg.window is None else max(0, k - cfg.window)
+
+
+def swe_task_message(t: Trajectory, first: int) -> Message:
     task = f"Solve this issue in the repository:\n\n<issue>\n{t.task.problem_statement}\n</issue>"
-    first = 0 if cfg.window is None else max(0, k - cfg.window)
     note = f"\n\n[{first} earlier actions and their outputs are omitted]" if first else ""
-    msgs: list[Message] = [("system", system), ("user", task + note)]
-    for prev in t.steps[first:k]:
-        msgs.append(("assistant", _prefix_action(prev.action, prev.thought, cfg)))
-        msgs.append(("user", "OBSERVATION:\n" + truncate(prev.observation, cfg.max_observation_chars)))
-    return tuple(msgs)
+    return ("user", task + note)
+
+
+def swe_prompt(t: Trajectory, k: int, system: str, cfg: StepConfig,
+               turns: tuple[Message, ...] | None = None) -> tuple[Message, ...]:
+    """The prompt before expert action ``k``; ``k == len(t.steps)`` gives the whole path (episode end)."""
+    turns = swe_turns(t, cfg) if turns is None else turns
+    first = _first_shown(k, cfg)
+    return (("system", system), swe_task_message(t, first), *turns[2 * first : 2 * k])
 
 
 def math_prompt(t: Trajectory, k: int, cfg: StepConfig) -> tuple[Message, ...]:
     """Problem and steps 1..k, asking for step k+1."""
     texts = [s.action.get("content") or "" for s in t.steps]
-    first = 0 if cfg.window is None else max(0, k - cfg.window)
+    first = _first_shown(k, cfg)
     shown = "\n".join(f"Step {i + 1}: {texts[i]}" for i in range(first, k)) or "(none yet)"
     omitted = f"[steps 1-{first} omitted]\n" if first else ""
     user = f"Problem:\n{t.task.problem_statement}\n\nSteps so far:\n{omitted}{shown}\n\nWrite step {k + 1}."
@@ -146,10 +164,37 @@ class PromptBuilder:
         self.system = swe_system_prompt(tool_specs(swe), self.cfg.syntax) if swe else ""
         self.syntax = get_syntax(self.cfg.syntax)
         self._targets: dict[tuple[int, int], str] = {}  # (trajectory, step) -> expert rendering
+        # Per-trajectory turns and their ChatML text, rendered and truncated once: an environment asks
+        # for a prefix at every step (G times per step under GRPO). LRU-bounded to keep memory flat.
+        self._turns: OrderedDict[int, tuple[tuple[Message, ...], tuple[str, ...]]] = OrderedDict()
+        self._system_chatml = chatml_segment(("system", self.system))
+
+    def _cached_turns(self, i: int) -> tuple[tuple[Message, ...], tuple[str, ...]]:
+        hit = self._turns.get(i)
+        if hit is None:
+            turns = swe_turns(self.trajectories[i], self.cfg)
+            hit = (turns, tuple(chatml_segment(m) for m in turns))
+            self._turns[i] = hit
+            if len(self._turns) > TURN_CACHE_SIZE:
+                self._turns.popitem(last=False)
+        else:
+            self._turns.move_to_end(i)
+        return hit
 
     def prompt(self, i: int, k: int) -> tuple[Message, ...]:
         t = self.trajectories[i]
-        return math_prompt(t, k, self.cfg) if t.kind == "math" else swe_prompt(t, k, self.system, self.cfg)
+        if t.kind == "math":
+            return math_prompt(t, k, self.cfg)
+        return swe_prompt(t, k, self.system, self.cfg, self._cached_turns(i)[0])
+
+    def prompt_text(self, i: int, k: int) -> str:
+        """``render_chatml(self.prompt(i, k))``, assembled from cached segments."""
+        t = self.trajectories[i]
+        if t.kind == "math":
+            return render_chatml(math_prompt(t, k, self.cfg))
+        first = _first_shown(k, self.cfg)
+        segments = self._cached_turns(i)[1][2 * first : 2 * k]
+        return "".join((self._system_chatml, chatml_segment(swe_task_message(t, first)), *segments, ASSISTANT_OPEN))
 
     def syntax_of(self, i: int) -> str:
         """The action syntax of trajectory ``i``'s examples: ``text`` for math, else the configured one."""
@@ -179,10 +224,11 @@ def build_steps(trajectories: Sequence[Trajectory], cfg: StepConfig | None = Non
     return PromptBuilder(trajectories, cfg).examples()
 
 
+def chatml_segment(message: Message) -> str:
+    return f"<|im_start|>{message[0]}\n{message[1]}<|im_end|>\n"
+
+
 def render_chatml(messages: Sequence[Message] | Sequence[dict[str, str]]) -> str:
     """The prompt as text in ChatML (Qwen's template), ending with an open assistant turn."""
-    parts = []
-    for m in messages:
-        role, content = (m["role"], m["content"]) if isinstance(m, dict) else m
-        parts.append(f"<|im_start|>{role}\n{content}<|im_end|>\n")
-    return "".join(parts) + "<|im_start|>assistant\n"
+    pairs = ((m["role"], m["content"]) if isinstance(m, dict) else m for m in messages)
+    return "".join(chatml_segment(m) for m in pairs) + ASSISTANT_OPEN

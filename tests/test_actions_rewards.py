@@ -19,10 +19,12 @@ EDIT = ToolCall.make("str_replace_editor", command="str_replace", path="/testbed
 
 
 def test_render_formats():
-    assert render(ToolCall.bash("ls -la"), "xml") == "<function=bash>\n<parameter=command>ls -la</parameter>\n</function>"
+    xml = "<function=bash>\n<parameter=command>ls -la</parameter>\n</function>"
+    assert render(ToolCall.bash("ls -la"), "xml") == xml
     assert render(ToolCall("submit", ()), "xml") == "<function=submit>\n</function>"
     assert render(ToolCall.bash("ls"), "bash") == "```bash\nls\n```"
-    assert render(ToolCall.bash("ls"), "qwen") == '<tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>'
+    qwen = '<tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>'
+    assert render(ToolCall.bash("ls"), "qwen") == qwen
     assert "<parameter=old_str>\n    return x\n\n</parameter>" in render(EDIT, "xml")
     with pytest.raises(ActionParseError, match="bash syntax can only write bash"):
         render(EDIT, "bash")
@@ -52,11 +54,13 @@ def test_invalid_outputs(text: str, reason: str):
 
 
 def test_qwen_and_bash_parsing():
-    out = parse_output('<think>x</think><tool_call>{"name": "bash", "arguments": "{\\"command\\": \\"ls\\"}"}</tool_call>', "qwen")
+    openai_style = '{"name": "bash", "arguments": "{\\"command\\": \\"ls\\"}"}'
+    out = parse_output(f"<think>x</think><tool_call>{openai_style}</tool_call>", "qwen")
     assert out.action == ToolCall.bash("ls")  # OpenAI-style string arguments are accepted
     with pytest.raises(ActionParseError, match="not JSON"):
         parse_output("<think>x</think><tool_call>{oops}</tool_call>", "qwen")
-    assert parse_output("<think>x</think>\n```bash\ngrep -n foo a.py\n```\n", "bash").action.get("command") == "grep -n foo a.py"
+    fenced = parse_output("<think>x</think>\n```bash\ngrep -n foo a.py\n```\n", "bash")
+    assert fenced.action.get("command") == "grep -n foo a.py"
     with pytest.raises(ActionParseError, match="found 2"):
         parse_output("<think>x</think>```bash\nls\n```\n```bash\npwd\n```", "bash")
     assert extract_action("THOUGHT: look\n\n```bash\nls\n```", "bash") == ("THOUGHT: look", ToolCall.bash("ls"))
@@ -65,8 +69,9 @@ def test_qwen_and_bash_parsing():
 
 def test_monologue_is_not_scored():
     expert = ToolCall.bash("grep -n 'def mean' stats/core.py")
-    short = score_output("<think>x</think>" + render(ToolCall.bash("grep -n mean stats/core.py")), expert)
-    long = score_output("<think>" + "very long reasoning " * 500 + "</think>" + render(ToolCall.bash("grep -n mean stats/core.py")), expert)
+    guess = render(ToolCall.bash("grep -n mean stats/core.py"))
+    short = score_output("<think>x</think>" + guess, expert)
+    long = score_output("<think>" + "very long reasoning " * 500 + "</think>" + guess, expert)
     assert short.reward == long.reward and short.valid
     assert short.reward == difflib.SequenceMatcher(None, short.predicted, short.expert).ratio()
     assert score_output("<think>x</think>" + render(expert), expert).reward == 1.0
@@ -106,3 +111,25 @@ def test_trl_reward_adapter():
     assert f.__name__ == "srl_sequence_matcher"
     with pytest.raises(ValueError, match="completions but"):
         f(completions=["x"], expert_action=[])
+
+
+def test_c_backend_is_built_and_exact():
+    """CI builds the C extension; it must equal the standard library on edge cases and autojunk boundaries."""
+    from srl_swe import _fastdiff
+    from srl_swe.rewards import RATIO_BACKEND
+
+    assert RATIO_BACKEND == "srl_swe._fastdiff"
+    rng = random.Random(1)
+    cases = [("", ""), ("a", ""), ("", "a"), ("abc", "abc"), ("é😀ab", "😀ab\x00"), ("ab" * 500, "ba" * 500)]
+    for n in (198, 199, 200, 201, 399, 400, 401, 1000):  # len(b) >= 200 switches autojunk on
+        b = "".join(rng.choice("abcx") for _ in range(n))
+        cases += [(b[::-1], b), ("x" * n, b), (b[: n // 2] + "zz" + b[n // 2 :], b)]
+        # a character exactly at, and one above, the popularity threshold len(b)//100 + 1
+        limit = n // 100 + 1
+        for count in (limit, limit + 1):
+            b2 = list("".join(rng.choice("abcdefghijklmnopqrstuvw") for _ in range(n)).replace("q", "r"))
+            for p in rng.sample(range(n), count):
+                b2[p] = "q"
+            cases.append(("".join(rng.choice("qrs") for _ in range(n)), "".join(b2)))
+    for a, b in cases:
+        assert _fastdiff.ratio(a, b) == difflib.SequenceMatcher(None, a, b).ratio(), (a[:20], b[:20])

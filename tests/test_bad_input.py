@@ -201,6 +201,23 @@ def test_chat_record_with_zero_actions(trajectories_dir: Path, tmp_path: Path) -
     assert "at least one action" in msg and f"{n_assistant} malformed assistant turns" in msg, msg
 
 
+@pytest.mark.shared_data
+def test_chat_record_content_wrong_type(trajectories_dir: Path, tmp_path: Path) -> None:
+    """Content of the wrong type in a chat JSONL record names the file, line and message."""
+    lines = _swe_smith_jsonl(trajectories_dir).read_text(encoding="utf-8").splitlines()
+    record = json.loads(lines[1])
+    assert record["messages"][2]["role"] == "assistant"
+    record["messages"][2]["content"] = 3.5
+    bad = tmp_path / "content.jsonl"
+    bad.write_text("\n".join([lines[0], json.dumps(record), lines[2]]) + "\n", encoding="utf-8")
+    trajs, skipped = load_file(bad)
+    assert len(trajs) == 2
+    assert [(s.source, s.record, s.reason) for s in skipped] == [(
+        str(bad), "line 2",
+        f"{bad} [record line 2, message 2]: expected message content as a string or list of parts; got float",
+    )]
+
+
 def test_chat_record_tool_calls_broken(tmp_path: Path) -> None:
     record = _chat_record([])
     record["messages"].append({"role": "assistant", "content": "", "tool_calls": [{"function": {"arguments": {}}}]})
@@ -303,7 +320,8 @@ def test_jsonl_line_2_of_3_broken(trajectories_dir: Path, tmp_path: Path) -> Non
 def test_directory_scan_reports_broken_file_and_loads_the_rest(trajectories_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    good = [_mini_swe_agent_file(trajectories_dir), _swe_agent_file(trajectories_dir), _swe_smith_jsonl(trajectories_dir)]
+    good = [_mini_swe_agent_file(trajectories_dir), _swe_agent_file(trajectories_dir),
+            _swe_smith_jsonl(trajectories_dir)]
     expected_ids = []
     for src in good:
         dst = data / src.name
@@ -386,7 +404,8 @@ def test_shared_data_unchanged_by_loading(trajectories_dir: Path, tmp_path: Path
     # Deriving broken copies only reads the originals.
     for src in (_mini_swe_agent_file(trajectories_dir), _swe_smith_jsonl(trajectories_dir)):
         raw = src.read_bytes()
-        (tmp_path / src.name).write_bytes(raw[: len(raw) // 2])
+        cut = raw.index(b"\n") // 2 if src.suffix == ".jsonl" else len(raw) // 2  # inside the first record
+        (tmp_path / src.name).write_bytes(raw[:cut])
         with pytest.raises(TrajectoryFormatError):
             load_trajectories(tmp_path / src.name)
 

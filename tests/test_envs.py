@@ -89,12 +89,12 @@ def test_step_mode_and_format_penalty():
     env = gym.make("SRL-SWE-v0", mode="step")
     n = env.unwrapped.num_examples
     assert n == 34
-    obs, info = env.reset(options={"index": 9})
+    _obs, info = env.reset(options={"index": 9})
     i, k = env.unwrapped.index[9]
     assert (info["trajectory_index"], info["step_index"]) == (i, k)
-    obs2, reward, terminated, truncated, info2 = env.step("I would run ls")
+    _obs2, reward, terminated, _truncated, info2 = env.step("I would run ls")
     assert reward == -1.0 and terminated and info2["format_error"] and "<think>" in info2["score"]["reason"]
-    with pytest.raises(IndexError, match="indices 0..33"):
+    with pytest.raises(IndexError, match=r"indices 0\.\.33"):
         env.reset(options={"index": 34})
 
 
@@ -108,10 +108,10 @@ def test_seeded_reset_is_deterministic():
 
 def test_sync_vector_env():
     envs = gym.vector.SyncVectorEnv([lambda: gym.make("SRL-Math-v0", mode="step") for _ in range(3)])
-    obs, infos = envs.reset(seed=0)
+    obs, _ = envs.reset(seed=0)
     assert len(obs["prompt"]) == 3
     outputs = ["<think>a</think>" + "x", "no think", "<think>c</think>y"]
-    obs, rewards, terminated, truncated, infos = envs.step(outputs)
+    obs, rewards, terminated, _truncated, _infos = envs.step(outputs)
     assert rewards[1] == -1.0 and 0.0 <= rewards[0] <= 1.0 and terminated.all()
     envs.close()
 

@@ -7,6 +7,7 @@ reward path in :mod:`srl_swe.rewards`.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -15,12 +16,15 @@ import gymnasium as gym
 
 from srl_swe.envs.spaces import UnicodeText, chat_observation_space
 from srl_swe.errors import SRLError
-from srl_swe.rewards import FORMAT_PENALTY, MAX_SCORED_CHARS, get_metric, score_output
+from srl_swe.rewards import FORMAT_PENALTY, Score, get_metric, score_output
 from srl_swe.schema import Trajectory
-from srl_swe.steps import Message, PromptBuilder, StepConfig, render_chatml
+from srl_swe.steps import Message, PromptBuilder, StepConfig
 from srl_swe.trajectories import KEEP_CHOICES, load_trajectories
 
 MAX_PROMPT_CHARS = 1 << 22
+OBS_CACHE_SIZE = 256  # (trajectory, step) prefixes kept
+# The whole model output (monologue included) may be long; only the action part is capped when scored.
+MAX_OUTPUT_CHARS = 1 << 20
 Mode = Literal["trajectory", "step"]
 
 
@@ -42,7 +46,7 @@ class StepImitationEnv(gym.Env[dict, str]):
         include_thoughts: bool = False,
         keep: str = "resolved",
         metric: str = "sequence_matcher",
-        max_action_chars: int = MAX_SCORED_CHARS,
+        max_action_chars: int = MAX_OUTPUT_CHARS,
         chat_template: Callable[[list[dict[str, str]]], str] | None = None,
         render_mode: str | None = None,
     ):
@@ -69,7 +73,8 @@ class StepImitationEnv(gym.Env[dict, str]):
         self.action_space = UnicodeText(max_action_chars)
         self._traj = self._step = -1
         self._done = True
-        self._last: dict[str, Any] | None = None
+        self._obs_cache: OrderedDict[tuple[int, int], tuple[str, tuple[Message, ...]]] = OrderedDict()
+        self._last: Score | None = None  # the score of the latest step, None right after reset
 
     # -- data -------------------------------------------------------------------------------------
     def _default_data(self) -> Path:
@@ -113,16 +118,13 @@ class StepImitationEnv(gym.Env[dict, str]):
     def step(self, action: str):
         if self._done:
             raise RuntimeError("the episode is over: call reset() before step()")
-        # Only the target is needed here: building the whole StepExample would also build its prompt.
-        expert = self.builder.target(self._traj, self._step)
-        score = score_output(action, expert, self.builder.syntax_of(self._traj), self.metric)
-        self._last = {"expert_action": expert, "score": score.as_dict(),
-                      "format_error": not score.valid}
-        self._step += 1  # follow the expert's path whatever the agent did
-        traj_len = len(self.trajectories[self._traj].steps)
-        terminated = self.mode == "step" or self._step >= traj_len
-        self._done = terminated
-        return self._obs(self._traj, self._step), score.reward, terminated, False, self._info()
+        i, k = self._traj, self._step
+        expert = self.builder.target(i, k)  # the target only: a whole StepExample would also build a prompt
+        score = score_output(action, expert, self.builder.syntax_of(i), self.metric)
+        self._last = score
+        self._step = k + 1  # follow the expert's path whatever the agent did
+        terminated = self._done = self.mode == "step" or self._step >= len(self.trajectories[i].steps)
+        return self._obs(i, self._step), score.reward, terminated, False, self._info()
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -131,17 +133,25 @@ class StepImitationEnv(gym.Env[dict, str]):
             return "(call reset() first)\n"
         t = self.trajectories[self._traj]
         head = f"[{t.id}] step {self._step}/{len(t.steps)}"
-        if self._last:
-            s = self._last["score"]
-            head += f"  reward={s['reward']:.3f} ({s['reason']})"
-            return f"{head}\npredicted:\n{s['predicted']}\nexpert:\n{s['expert']}\n"
+        if self._last is not None:
+            s = self._last
+            head += f"  reward={s.reward:.3f} ({s.reason})"
+            return f"{head}\npredicted:\n{s.predicted}\nexpert:\n{s.expert}\n"
         return f"{head}\n{self.builder.prompt(self._traj, self._step)[-1][1][-2000:]}\n"
 
     # -- helpers ----------------------------------------------------------------------------------
     def _obs(self, i: int, k: int) -> dict[str, Any]:
-        messages: tuple[Message, ...] = self.builder.prompt(i, k)
-        chat = tuple({"role": r, "content": c} for r, c in messages)
-        prompt = self.chat_template(list(chat)) if self.chat_template else render_chatml(messages)
+        # GRPO resets to the same step example G times: keep the last few prefixes (immutable strings).
+        hit = self._obs_cache.get((i, k))
+        if hit is None:
+            messages: tuple[Message, ...] = self.builder.prompt(i, k)
+            prompt = (self.chat_template([{"role": r, "content": c} for r, c in messages]) if self.chat_template
+                      else self.builder.prompt_text(i, k))
+            hit = self._obs_cache[(i, k)] = (prompt, messages)
+            if len(self._obs_cache) > OBS_CACHE_SIZE:
+                self._obs_cache.popitem(last=False)
+        prompt, messages = hit
+        chat = tuple([{"role": r, "content": c} for r, c in messages])  # fresh dicts: callers may mutate them
         return {"prompt": prompt, "messages": chat}
 
     def _info(self) -> dict[str, Any]:
@@ -154,10 +164,10 @@ class StepImitationEnv(gym.Env[dict, str]):
             "source_format": t.source_format,
             "syntax": self.builder.syntax_of(self._traj),
         }
-        if self._last is not None:
-            info.update(self._last)
-            info["score"] = dict(self._last["score"])
-            self._last = {**self._last}
+        if self._last is not None:  # after a step: what the action was scored against, and how
+            info["expert_action"] = self._last.expert
+            info["format_error"] = not self._last.valid
+            info["score"] = self._last.as_dict()
         return info
 
 

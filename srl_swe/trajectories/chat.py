@@ -44,7 +44,10 @@ def detect_syntax(messages: list[Any]) -> str:
     """The action syntax of a transcript without tool_calls: the first one the assistant turns use."""
     for msg in messages:
         if isinstance(msg, dict) and msg.get("role") == "assistant" and not msg.get("tool_calls"):
-            text = message_text(msg.get("content"), "<detect>", None)
+            try:
+                text = message_text(msg.get("content"), "<detect>", None)
+            except TrajectoryFormatError:
+                continue  # walk_messages reports it, naming the file, record and message
             for name in DETECT_ORDER:
                 try:
                     if get_syntax(name).find(text):

@@ -33,6 +33,8 @@ def loads(text: str, source: str, record: str | int | None = None) -> Any:
         ) from None
     except RecursionError:
         raise TrajectoryFormatError(source, "valid JSON", record, got="nesting too deep") from None
+    except ValueError as e:  # not a JSONDecodeError: e.g. an integer longer than Python's 4300-digit limit
+        raise TrajectoryFormatError(source, "valid JSON", record, got=str(e)[:120]) from None
 
 
 def read_json(path: Path) -> Any:
@@ -44,7 +46,9 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any | TrajectoryFormatError]]:
 
     Yielding the error lets a scan report the record and go on with the next one.
     """
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() also breaks at U+2028/U+2029/NEL, which json.dumps(ensure_ascii=False)
+    # leaves raw inside strings. (read_text's universal newlines already turned "\r\n" and "\r" into "\n".)
+    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -26,6 +26,10 @@ def outcomes_from_report(obj: Any, path: Path) -> dict[str, bool]:
         stem = path.name.removesuffix(".report.json") if path.name != "report.json" else path.parent.name
         return {stem: obj["resolved"]}
     if "resolved_ids" in obj:
+        for key in ("resolved_ids", "unresolved_ids", "error_ids"):
+            if not isinstance(obj.get(key, []), list):
+                raise TrajectoryFormatError(str(path), f'"{key}" to be a list of instance ids',
+                                            got=type(obj[key]).__name__)
         out = {str(i): False for i in obj.get("unresolved_ids", []) + obj.get("error_ids", [])}
         out.update({str(i): True for i in obj["resolved_ids"]})
         return out
@@ -52,4 +56,12 @@ def reports_near(source: Path, instance_id: str) -> list[Path]:
         d / instance_id / "report.json",
         d.parent / "reports" / instance_id / "report.json",
     ]
-    return [p for p in candidates if p.is_file()]
+    return [p for p in candidates if _is_file(p)]
+
+
+def _is_file(path: Path) -> bool:
+    # Instance ids come from the data: one too long for a file name (ENAMETOOLONG) is simply not found.
+    try:
+        return path.is_file()
+    except OSError:
+        return False

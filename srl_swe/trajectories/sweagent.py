@@ -24,7 +24,7 @@ def _replay_config(obj: dict) -> dict:
     if isinstance(rc, str):
         try:
             rc = json.loads(rc)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # JSONDecodeError, a >4300-digit integer, too deep
             return {}
     return rc if isinstance(rc, dict) else {}
 

@@ -1,0 +1,36 @@
+"""The optional C extension and the bundled data; everything else is in pyproject.toml.
+
+* ``srl_swe._fastdiff`` computes the SRL reward (difflib's ratio) in C. ``optional=True``: on a machine
+  without a C compiler the install still succeeds and the reward falls back to cydifflib / difflib
+  (same values, slower).
+* The bundled default trajectories live at the repository's top level (``trajectories/``, the product
+  layout) and are copied into wheels as ``srl_swe/_bundled/trajectories``; an editable install reads
+  them in place (``srl_swe.paths.bundled_dir`` looks in both).
+"""
+
+import shutil
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
+
+
+class BuildPyWithBundledData(build_py):
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        target = Path(self.build_lib) / "srl_swe" / "_bundled" / "trajectories"
+        for src in Path("trajectories").rglob("*"):
+            if src.is_file() and src.suffix in (".jsonl", ".md"):
+                dst = target / src.relative_to("trajectories")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+
+
+setup(
+    cmdclass={"build_py": BuildPyWithBundledData},
+    ext_modules=[
+        Extension("srl_swe._fastdiff", ["srl_swe/_fastdiff.c"], optional=True, extra_compile_args=["-O3"]),
+    ],
+)
