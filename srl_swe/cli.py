@@ -121,8 +121,8 @@ def cmd_env_run(args: argparse.Namespace) -> int:
                                           "reward": reward, "valid": step_info["score"]["valid"]}) + "\n")
                 info, done = step_info, terminated or truncated
             rewards_all.extend(rewards)
-            print(f"episode {ep} {info['task_id']}: {len(rewards)} steps, mean reward {sum(rewards) / len(rewards):.3f}"
-                  f"  [{' '.join(f'{r:.2f}' for r in rewards)}]")
+            tqdm.write(f"episode {ep} {info['task_id']}: {len(rewards)} steps, mean reward "
+                       f"{sum(rewards) / len(rewards):.3f}  [{' '.join(f'{r:.2f}' for r in rewards)}]")
     finally:
         if out:
             out.close()
