@@ -1,9 +1,13 @@
-"""``srl-swe``: data | env (train, eval and bench arrive with their issues).
+"""``srl-swe``: data | env | train | eval | plot.
 
     srl-swe data inspect PATH            per-source counts: trajectories, steps, outcomes, skipped and why
     srl-swe data build SRC -o DIR        step examples as a Hugging Face dataset (load_from_disk)
     srl-swe env list | check             registered environment ids; gymnasium's check_env over each
     srl-swe env run [--env ID]           episodes with a scripted policy, printing rewards (JSONL out)
+    srl-swe train --config FILE [k=v ...] [--resume]   SRL / RLVR / SFT / SRL->RLVR on TRL
+    srl-swe eval steps --model M --data HELD_OUT       held-out step reward and format-violation rate
+    srl-swe eval math --model M --benchmarks ...       greedy accuracy and avg@k, math-verify
+    srl-swe plot RUN_DIR                 metrics.jsonl of a run as a PNG
 """
 
 from __future__ import annotations
@@ -131,6 +135,48 @@ def cmd_env_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from srl_swe.train.config import load_config
+
+    cfg = load_config(args.config, args.overrides)  # every check runs before any model loads
+    cfg.check_paths()
+    from srl_swe.train.run import train
+
+    summary = train(cfg, resume=args.resume)
+    print(json.dumps(summary, indent=2))
+    if not args.no_plot:
+        from srl_swe.train.plot import plot_run
+
+        print(f"plot: {plot_run(summary['run_dir'])}")
+    return 0
+
+
+def cmd_eval_steps(args: argparse.Namespace) -> int:
+    from srl_swe.eval.generation import make_generator
+    from srl_swe.eval.steps import evaluate_steps, rows_from_path
+
+    rows = rows_from_path(args.data)[: args.limit] if args.limit else rows_from_path(args.data)
+    generator = make_generator(args.backend, args.model, batch_size=args.batch_size)
+    out = Path(args.out) if args.out else None
+    result = evaluate_steps(generator, rows, n=args.n, temperature=args.temperature,
+                            max_new_tokens=args.max_new_tokens, seed=args.seed, out_dir=out)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_eval_math(args: argparse.Namespace) -> int:
+    from srl_swe.eval.math import main_from_args
+
+    return main_from_args(args)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from srl_swe.train.plot import plot_run
+
+    print(plot_run(args.run_dir, args.out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from srl_swe.trajectories import KEEP_CHOICES
 
@@ -170,6 +216,37 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="write per-step rewards as JSONL")
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(func=cmd_env_run)
+
+    tr = sub.add_parser("train", help="train with SRL / RLVR / SFT / SRL->RLVR (configs/*.yaml)")
+    tr.add_argument("--config", required=True, help="a YAML file from configs/ or your own")
+    tr.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=20 model=./my-model")
+    tr.add_argument("--resume", action="store_true", help="continue from the run's last complete checkpoint")
+    tr.add_argument("--no-plot", action="store_true")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a model").add_subparsers(dest="action", required=True)
+    st = ev.add_parser("steps", help="held-out step reward and format-violation rate")
+    st.add_argument("--model", required=True)
+    st.add_argument("--data", required=True, help="a `data build` folder or trajectory file/folder")
+    st.add_argument("--n", type=int, default=4, help="sampled outputs per example (0: greedy only)")
+    st.add_argument("--temperature", type=float, default=1.0)
+    st.add_argument("--max-new-tokens", type=int, default=256)
+    st.add_argument("--limit", type=int, default=None)
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--backend", default="transformers")
+    st.add_argument("--batch-size", type=int, default=8)
+    st.add_argument("--out", default=None, help="folder for step_eval.json and step_samples.jsonl")
+    st.set_defaults(func=cmd_eval_steps)
+    from srl_swe.eval.math import add_cli_arguments
+
+    mt = ev.add_parser("math", help="math benchmarks: greedy accuracy and avg@k (math-verify)")
+    add_cli_arguments(mt)
+    mt.set_defaults(func=cmd_eval_math)
+
+    pl = sub.add_parser("plot", help="draw a run's metrics.jsonl to PNG")
+    pl.add_argument("run_dir")
+    pl.add_argument("-o", "--out", default=None)
+    pl.set_defaults(func=cmd_plot)
     return p
 
 

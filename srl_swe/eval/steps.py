@@ -1,0 +1,70 @@
+"""``srl-swe eval steps``: mean step reward and format-violation rate on held-out step examples.
+
+The reward is the environments' own (``srl_swe.rewards.score_output``): what SRL trains on, measured on
+steps of tasks the model was not trained on. Greedy decoding gives one output per example; sampling
+(``temperature``, ``n`` per example) shows what the policy does during RL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from srl_swe.eval.generation import Generator
+from srl_swe.rewards import score_output
+
+
+def _summary(scores: list[Any]) -> dict[str, Any]:
+    valid = [s for s in scores if s.valid]
+    return {
+        "outputs": len(scores),
+        "mean_reward": sum(s.reward for s in scores) / len(scores) if scores else None,
+        "format_violation_rate": 1 - len(valid) / len(scores) if scores else None,
+        "mean_similarity_when_valid": sum(s.similarity for s in valid) / len(valid) if valid else None,
+    }
+
+
+def evaluate_steps(generator: Generator, rows: list[dict[str, Any]], *, n: int = 4, temperature: float = 1.0,
+                   max_new_tokens: int = 256, seed: int = 0, out_dir: Path | None = None) -> dict[str, Any]:
+    """``rows``: dicts with ``prompt`` (messages), ``expert_action``, ``syntax`` (as ``srl-swe data build`` writes)."""
+    if not rows:
+        raise ValueError("no held-out step examples to evaluate")
+    prompts = [list(r["prompt"]) for r in rows]
+    greedy = generator.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed)
+    sampled = (generator.generate(prompts, n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+               if n > 0 else [[] for _ in rows])
+    records, g_scores, s_scores = [], [], []
+    for row, g, s in zip(rows, greedy, sampled, strict=True):
+        gs = score_output(g[0], row["expert_action"], row["syntax"])
+        ss = [score_output(x, row["expert_action"], row["syntax"]) for x in s]
+        g_scores.append(gs)
+        s_scores.extend(ss)
+        records.append({"example_id": row.get("example_id"), "greedy": g[0], "greedy_reward": gs.reward,
+                        "greedy_reason": gs.reason, "sampled_rewards": [x.reward for x in ss]})
+    result = {"examples": len(rows), "max_new_tokens": max_new_tokens, "seed": seed,
+              "greedy": _summary(g_scores),
+              "sampled": {**_summary(s_scores), "n": n, "temperature": temperature} if n > 0 else None}
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "step_eval.json").write_text(json.dumps(result, indent=2) + "\n")
+        with (out_dir / "step_samples.jsonl").open("w") as f:
+            for rec in records:
+                f.write(json.dumps(rec) + "\n")
+    return result
+
+
+def rows_from_path(path: str | Path) -> list[dict[str, Any]]:
+    """Held-out rows from a dataset folder written by `srl-swe data build`, or from trajectories."""
+    p = Path(path)
+    if p.is_dir() and (p / "dataset_info.json").is_file():
+        import datasets
+
+        return list(datasets.load_from_disk(str(p)))
+    from srl_swe.steps import StepConfig
+    from srl_swe.train.data import step_rows
+    from srl_swe.trajectories import load_trajectories
+
+    trajs = load_trajectories(p, keep="all").trajectories
+    syntax = "text" if trajs and trajs[0].kind == "math" else "xml"
+    return step_rows(trajs, StepConfig(syntax=syntax, window=2 if syntax == "xml" else None))

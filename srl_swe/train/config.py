@@ -1,0 +1,391 @@
+"""The training configuration: one flat, validated dataclass read from YAML plus ``key=value`` overrides.
+
+Everything here is checked before any model loads (and without importing torch or transformers): an unknown
+key (with the closest valid one suggested), a value of the wrong type, or an impossible combination raises
+:class:`ConfigError`, which names the key, where it came from (the file or ``override``), what was given
+and what is allowed. Defaults are the SRL paper's (arXiv 2510.25992): KL coefficient 0, temperature 1.0,
+8 rollouts per prompt, learning rate 5e-7, max grad norm 1.0, bf16 where supported, dynamic sampling.
+
+Paths in ``train_data`` / ``eval_data`` may start with ``shared:``, meaning relative to
+:func:`srl_swe.paths.shared_data_dir` (``$SRL_SWE_DATA``); they are made absolute when the config is built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import math
+import os
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from srl_swe.actions import SYNTAXES
+from srl_swe.errors import SRLError
+from srl_swe.paths import shared_data_dir
+from srl_swe.trajectories import KEEP_CHOICES
+
+GRPO_MODES = ("srl", "rlvr", "srl_then_rlvr")
+SHARED_PREFIX = "shared:"
+SHARED_PATH_FIELDS = ("train_data", "eval_data")
+# transformers.SchedulerType values (kept here so validation needs no transformers import)
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+              "warmup_stable_decay")
+_MISSING = object()
+
+
+class ConfigError(SRLError, ValueError):
+    """A bad training config: ``source`` (file path, ``override`` or ``TrainConfig``), ``keys``, ``given``."""
+
+    def __init__(self, source: str, keys: str | Sequence[str], problem: str, given: Any = _MISSING,
+                 allowed: str | None = None):
+        self.source, self.problem, self.given, self.allowed = source, problem, given, allowed
+        self.keys = (keys,) if isinstance(keys, str) else tuple(keys)
+        what = ", ".join(self.keys)
+        if isinstance(given, dict):
+            what = ", ".join(f"{k}={v!r}" for k, v in given.items())
+        elif given is not _MISSING:
+            what += f"={given!r}"
+        super().__init__(f"{source}: {what}: {problem}" + (f"; allowed: {allowed}" if allowed else ""))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # -- what to train ------------------------------------------------------------------------------------
+    mode: Literal["srl", "rlvr", "sft", "srl_then_rlvr"] = "srl"
+    model: str | None = None  # hub id, local folder, .gguf file, or an alias such as smollm2-135m-instruct
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.05
+    init_checkpoint: str | None = None  # start from this checkpoint (srl_then_rlvr: SRL's best)
+    srl_output_dir: str | None = None  # srl_then_rlvr: the SRL run dir whose best checkpoint to start from
+    # -- data (the environment's step examples) ------------------------------------------------------------
+    task: Literal["swe", "math"] = "swe"
+    train_data: str | None = None  # None: the environment's bundled data
+    eval_data: str | None = None  # held-out data; None: split eval_fraction off train_data
+    eval_fraction: float = 0.0
+    syntax: str | None = None  # None: the task's default (xml for swe; math is always text)
+    window: int | Literal["default"] | None = "default"  # null: full prefix; default: 2 for swe, full for math
+    max_observation_chars: int = 4000
+    include_thoughts: bool = False
+    keep: str = "resolved"
+    # -- run ----------------------------------------------------------------------------------------------
+    output_dir: str = "runs/train"
+    seed: int = 0
+    report_to: tuple[str, ...] = ()
+    logging_steps: int = 1
+    save_steps: int = 100
+    save_total_limit: int | None = None
+    eval_steps: int | None = None  # None: no periodic evaluation
+    eval_max_examples: int | None = None
+    # -- optimisation -------------------------------------------------------------------------------------
+    learning_rate: float = 5e-7
+    lr_scheduler_type: str = "constant"
+    warmup_ratio: float = 0.0
+    max_grad_norm: float = 1.0
+    per_device_train_batch_size: int = 8  # completions (GRPO) or sequences (SFT) per device per micro-step
+    gradient_accumulation_steps: int = 1
+    max_steps: int = -1  # -1: run num_train_epochs
+    num_train_epochs: float = 1.0
+    bf16: bool | Literal["auto"] = "auto"  # auto: bf16 where the device supports it
+    gradient_checkpointing: bool = False
+    # -- GRPO ---------------------------------------------------------------------------------------------
+    beta: float = 0.0  # KL coefficient
+    temperature: float = 1.0
+    top_p: float = 1.0
+    num_generations: int = 8  # rollouts per prompt
+    generation_batch_size: int | None = None  # None: per_device_train_batch_size * gradient_accumulation_steps
+    max_prompt_length: int | None = None
+    max_completion_length: int = 1024
+    dynamic_sampling: bool = True
+    dynamic_sampling_eps: float = 0.0  # groups whose reward std <= eps are dropped
+    dynamic_sampling_max_tries: int = 4
+    rlvr_reward: Literal["math", "swe"] | None = None  # None: the task's
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_server_base_url: str | None = None
+    vllm_gpu_memory_utilization: float = 0.3
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _coerce_field(f.name, getattr(self, f.name), "TrainConfig"))
+        self.validate()
+
+    # -- derived ------------------------------------------------------------------------------------------
+    @property
+    def is_grpo(self) -> bool:
+        return self.mode in GRPO_MODES
+
+    @property
+    def reward(self) -> str | None:
+        """``srl`` (step similarity), ``math`` / ``swe`` (outcome, RLVR modes) or None (sft)."""
+        if self.mode == "srl":
+            return "srl"
+        return (self.rlvr_reward or self.task) if self.is_grpo else None
+
+    @property
+    def env_id(self) -> str:
+        return "SRL-Math-v0" if self.task == "math" else "SRL-SWE-v0"
+
+    @property
+    def generation_batch(self) -> int:
+        return self.generation_batch_size or self.per_device_train_batch_size * self.gradient_accumulation_steps
+
+    @property
+    def step_window(self) -> int | None:
+        """``window`` with ``"default"`` resolved: the paper's last 2 pairs for swe, the full prefix for math."""
+        return (2 if self.task == "swe" else None) if self.window == "default" else self.window  # type: ignore
+
+    @property
+    def has_eval(self) -> bool:
+        return self.eval_data is not None or self.eval_fraction > 0
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``gym.make(cfg.env_id, mode="step", **cfg.env_kwargs())`` on the training data."""
+        return {"data": self.train_data, "syntax": self.syntax, "window": self.window,
+                "max_observation_chars": self.max_observation_chars, "include_thoughts": self.include_thoughts,
+                "keep": self.keep}
+
+    def trl_kwargs(self) -> dict[str, Any]:
+        """Arguments for trl.GRPOConfig (GRPO modes) or trl.SFTConfig (sft), named as TRL names them.
+
+        bf16 is left out: resolve ``"auto"`` where torch is imported. max_prompt_length is not a TRL 1.x
+        argument either; prompts are cut by the caller. SFT's max_length is prompt + completion budget.
+        """
+        keys = ["output_dir", "seed", "learning_rate", "lr_scheduler_type", "max_grad_norm", "logging_steps",
+                "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
+                "save_steps", "save_total_limit", "gradient_checkpointing", "eval_steps"]
+        if self.is_grpo:
+            keys += ["beta", "temperature", "top_p", "num_generations", "generation_batch_size", "use_vllm",
+                     "max_completion_length", "vllm_mode", "vllm_server_base_url", "vllm_gpu_memory_utilization"]
+        kw = {k: getattr(self, k) for k in keys}
+        kw.update(warmup_steps=self.warmup_ratio,  # transformers >= 5: a float in [0, 1) is a ratio of the steps
+                  report_to=list(self.report_to) or "none", eval_strategy="steps" if self.eval_steps else "no")
+        if not self.is_grpo:
+            kw["max_length"] = self.max_prompt_length and self.max_prompt_length + self.max_completion_length
+        return kw
+
+    # -- checks ---------------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ConfigError for an out-of-range value or an impossible combination (source ``TrainConfig``)."""
+        for key, (ok, allowed) in _RANGES.items():
+            value = getattr(self, key)
+            if not ok(value):
+                raise ConfigError("TrainConfig", key, "out of range", value, allowed)
+        for keys, ok, problem, allowed in _combination_rules(self):
+            if not ok:
+                raise ConfigError("TrainConfig", keys, problem, {k: getattr(self, k) for k in keys}, allowed)
+
+    def check_paths(self) -> None:
+        """Raise ConfigError for a data or checkpoint path that does not exist (call before loading a model)."""
+        for key in ("train_data", "eval_data", "init_checkpoint", "srl_output_dir"):
+            value = getattr(self, key)
+            if value is not None and not Path(value).expanduser().exists():
+                raise ConfigError("TrainConfig", key, "no such file or directory", value,
+                                  "an existing path" + (", or shared:REL under $SRL_SWE_DATA" if "data" in key else ""))
+
+    # -- serialisation --------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in dataclasses.fields(self)}
+
+    def dump_yaml(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        path.write_text("# the resolved srl-swe training config of this run\n" + text, encoding="utf-8")
+        return path
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_TYPES = get_type_hints(TrainConfig)
+
+_pos = (lambda v: v > 0, "a number > 0")
+_ge1 = (lambda v: v >= 1, "an integer >= 1")
+_ge1_or_none = (lambda v: v is None or v >= 1, "null or an integer >= 1")
+_RANGES: dict[str, tuple[Any, str]] = {
+    "learning_rate": _pos, "temperature": _pos, "num_train_epochs": _pos, "lora_alpha": _pos,
+    "max_grad_norm": (lambda v: v >= 0, "a number >= 0 (0 disables clipping)"),
+    "beta": (lambda v: v >= 0, "a number >= 0 (the paper uses 0)"),
+    "dynamic_sampling_eps": (lambda v: v >= 0, "a number >= 0"),
+    "top_p": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "eval_fraction": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "warmup_ratio": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "lora_dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "vllm_gpu_memory_utilization": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "window": (lambda v: v is None or v == "default" or v >= 0, "null (full prefix), 'default' or an integer >= 0"),
+    "max_observation_chars": (lambda v: v >= 64, "an integer >= 64"),
+    "max_steps": (lambda v: v == -1 or v >= 1, "-1 (use num_train_epochs) or an integer >= 1"),
+    "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "syntax": (lambda v: v is None or v in SYNTAXES, f"null or one of {sorted(SYNTAXES)}"),
+    "keep": (lambda v: v in KEEP_CHOICES, f"one of {list(KEEP_CHOICES)}"),
+    "lr_scheduler_type": (lambda v: v in SCHEDULERS, f"one of {list(SCHEDULERS)}"),
+    "model": (lambda v: v is None or v.strip() != "", "a hub id, a local path, a .gguf file or an alias"),
+    "vllm_server_base_url": (lambda v: v is None or v.startswith(("http://", "https://")), "an http(s):// URL"),
+    **{k: _ge1 for k in ("lora_r", "per_device_train_batch_size", "gradient_accumulation_steps", "num_generations",
+                         "max_completion_length", "logging_steps", "save_steps", "dynamic_sampling_max_tries")},
+    **{k: _ge1_or_none for k in ("generation_batch_size", "max_prompt_length", "save_total_limit", "eval_steps",
+                                 "eval_max_examples")},
+}
+
+
+def _combination_rules(c: TrainConfig) -> list[tuple[tuple[str, ...], bool, str, str | None]]:
+    """(keys, ok, problem, allowed) for every cross-field rule, in the order they are reported."""
+    g = c.num_generations
+    batch_keys = ("generation_batch_size",) if c.generation_batch_size else (
+        "per_device_train_batch_size", "gradient_accumulation_steps")
+    return [
+        (("model",), c.model is not None, "required", "model=HUB_ID|PATH|FILE.gguf|ALIAS"),
+        (("mode", "num_generations"), not c.is_grpo or g >= 2,
+         "GRPO needs at least 2 rollouts per prompt to compute group advantages", "num_generations >= 2"),
+        ((*batch_keys, "num_generations"), not c.is_grpo or c.generation_batch % g == 0,
+         f"the generation batch ({c.generation_batch} completions) must hold whole groups of num_generations",
+         f"a multiple of {g}, e.g. " + (f"generation_batch_size={math.lcm(g, c.per_device_train_batch_size)}"
+                                        if c.generation_batch_size else f"per_device_train_batch_size={g}")),
+        (("generation_batch_size", "per_device_train_batch_size"),
+         not c.generation_batch_size or c.generation_batch_size % c.per_device_train_batch_size == 0,
+         "generation_batch_size must be a multiple of per_device_train_batch_size", None),
+        (("mode", "init_checkpoint", "srl_output_dir"),
+         c.mode != "srl_then_rlvr" or bool(c.init_checkpoint or c.srl_output_dir),
+         "srl_then_rlvr starts RLVR from SRL's best checkpoint", "init_checkpoint=PATH or srl_output_dir=SRL_RUN_DIR"),
+        (("init_checkpoint", "srl_output_dir"), not (c.init_checkpoint and c.srl_output_dir),
+         "give one starting point, not both", "init_checkpoint or srl_output_dir"),
+        (("mode", "srl_output_dir"), c.srl_output_dir is None or c.mode == "srl_then_rlvr",
+         "srl_output_dir is only read by mode=srl_then_rlvr", "srl_output_dir=null, or mode=srl_then_rlvr"),
+        (("task", "rlvr_reward"), c.rlvr_reward in (None, c.task),
+         f"a {c.task} task cannot be scored by the {c.rlvr_reward} outcome reward", f"rlvr_reward={c.task} or null"),
+        (("task", "syntax"), c.syntax is None or (c.syntax == "text") == (c.task == "math"),
+         "math steps are free text; SWE actions are tool calls",
+         "syntax=text or null for math" if c.task == "math" else "syntax=xml|qwen|bash or null for swe"),
+        (("use_vllm", "vllm_mode", "vllm_server_base_url"),
+         not (c.use_vllm and c.vllm_mode == "server" and not c.vllm_server_base_url),
+         "vllm_mode=server needs the server's URL", "vllm_server_base_url=http://HOST:8000, or vllm_mode=colocate"),
+        (("eval_data", "eval_fraction"), c.eval_data is None or c.eval_fraction == 0,
+         "held-out examples come from eval_data or from an eval_fraction split, not both", None),
+        (("eval_steps", "eval_data", "eval_fraction"), c.eval_steps is None or c.has_eval,
+         "periodic evaluation needs held-out examples", "eval_data=PATH or eval_fraction > 0, or eval_steps=null"),
+        (("save_steps", "eval_steps"), c.eval_steps is None or c.save_steps % c.eval_steps == 0,
+         "the best checkpoint must be a saved one, so save_steps must be a multiple of eval_steps", None),
+    ]
+
+
+# -- coercion ---------------------------------------------------------------------------------------------
+class _Mismatch(Exception):
+    pass
+
+
+def _coerce(tp: Any, v: Any) -> Any:
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        for arg in args:
+            with contextlib.suppress(_Mismatch):
+                return _coerce(arg, v)
+        raise _Mismatch
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if origin is Literal and any(v == a and type(v) is type(a) for a in args):
+        return v
+    if (tp is type(None) and v is None) or (tp is bool and isinstance(v, bool)) or (tp is str and isinstance(v, str)):
+        return v
+    if tp is int and number and (isinstance(v, int) or v.is_integer()):
+        return int(v)
+    if tp is float and (number or isinstance(v, str)):  # PyYAML reads 5e-7 (no dot) as a string
+        with contextlib.suppress(ValueError):
+            if math.isfinite(f := float(v)):
+                return f
+    if tp is str and number:
+        return str(v)
+    if origin is tuple:  # tuple[str, ...]: a list of strings, or one string; "none" means no entry
+        items = [v] if isinstance(v, str) else v
+        if isinstance(items, (list, tuple)) and all(isinstance(i, str) for i in items):
+            return tuple(i for i in items if i != "none")
+    raise _Mismatch
+
+
+def _describe(tp: Any) -> str:
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in args)
+    if origin is tuple:
+        return "a list of strings"
+    return {type(None): "null", bool: "true or false", int: "an integer", float: "a number",
+            str: "a string"}.get(tp, str(tp))
+
+
+def _coerce_field(key: str, value: Any, source: str) -> Any:
+    try:
+        value = _coerce(_TYPES[key], value)
+    except _Mismatch:
+        raise ConfigError(source, key, "wrong type", value, _describe(_TYPES[key])) from None
+    if key in SHARED_PATH_FIELDS and isinstance(value, str) and value.startswith(SHARED_PREFIX):
+        value = os.path.abspath(shared_data_dir().expanduser() / value[len(SHARED_PREFIX):].lstrip("/"))
+    return value
+
+
+# -- loading ----------------------------------------------------------------------------------------------
+def _check_key(key: Any, source: str) -> None:
+    if key not in FIELDS:
+        near = difflib.get_close_matches(str(key), list(FIELDS), n=1)
+        problem = f"unknown key; did you mean {near[0]!r}?" if near else "unknown key"
+        raise ConfigError(source, str(key), problem, allowed=None if near else "one of " + ", ".join(FIELDS))
+
+
+def _build(values: dict[str, Any], origins: dict[str, str], source: str) -> TrainConfig:
+    for key in values:
+        _check_key(key, origins.get(key, source))
+        values[key] = _coerce_field(key, values[key], origins[key])
+    try:
+        return TrainConfig(**values)
+    except ConfigError as e:
+        # the file (also for keys left at their defaults) before the overrides
+        where = sorted({origins.get(k, source) for k in e.keys}, key=lambda s: s == "override")
+        raise ConfigError(" + ".join(where), e.keys, e.problem, e.given, e.allowed) from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` -> (key, value parsed as YAML: ``5e-7``, ``true``, ``null``, ``[wandb]``)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError("override", text, "expected key=value", allowed="e.g. learning_rate=1e-6 window=null")
+    try:
+        return key, yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError("override", key, f"value is not valid YAML ({e.__class__.__name__})", raw) from None
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a YAML mapping (or nothing, for path=None), apply ``key=value`` overrides, validate.
+
+    Without an ``output_dir`` in the file or the overrides, the run goes to ``runs/<config file stem>``.
+    """
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    source = "override"
+    if path is not None:
+        source = str(path)
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(source, "config", f"cannot read it as YAML ({e})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(source, "config", "the file must be a YAML mapping of key: value", type(data).__name__)
+        for key, value in data.items():
+            _check_key(key, source)
+            values[key], origins[key] = value, source
+        if "output_dir" not in values:
+            values["output_dir"], origins["output_dir"] = f"runs/{Path(path).stem}", source
+    for text in overrides:
+        key, value = parse_override(text)
+        _check_key(key, "override")
+        values[key], origins[key] = value, "override"
+    return _build(values, origins, source)

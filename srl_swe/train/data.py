@@ -1,0 +1,101 @@
+"""Training and held-out datasets for every mode, built from the same loaders and prompts as the envs.
+
+* ``srl``: one row per expert step: ``prompt`` (chat messages, TRL's conversational format),
+  ``expert_action`` and ``syntax``, which :class:`srl_swe.rewards.SRLReward` scores through the
+  environments' own scoring path.
+* ``sft``: the same prompts with the expert's step as the completion, written in the format the SRL
+  policy must produce (``<think>`` with the expert's own reasoning, then the action).
+* ``rlvr`` (math): one row per problem with the reference ``answer`` for the outcome reward.
+
+The held-out split is by task (a hash of the task id), never by step, so no held-out task has steps in
+training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from srl_swe.paths import bundled
+from srl_swe.steps import PromptBuilder, StepConfig
+from srl_swe.trajectories import load_trajectories
+from srl_swe.schema import Trajectory
+
+
+def step_config(cfg: Any) -> StepConfig:
+    syntax = "text" if cfg.task == "math" else (cfg.syntax or "xml")
+    window = (2 if cfg.task == "swe" else None) if cfg.window == "default" else cfg.window
+    return StepConfig(syntax=syntax, window=window, max_observation_chars=cfg.max_observation_chars,
+                      include_thoughts=cfg.include_thoughts)
+
+
+def _held_out(task_id: str, fraction: float) -> bool:
+    digest = hashlib.sha256(task_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def load_split(cfg: Any) -> tuple[list[Trajectory], list[Trajectory]]:
+    """(train, held-out) trajectories of the config's task."""
+    source = cfg.train_data or bundled(cfg.task)
+    trajs = [t for t in load_trajectories(source, keep=cfg.keep).trajectories if t.kind == cfg.task]
+    if not trajs:
+        raise ValueError(f"no {cfg.task} trajectories in {source} (see `srl-swe data inspect {source}`)")
+    if cfg.eval_data:
+        held = [t for t in load_trajectories(cfg.eval_data, keep=cfg.keep).trajectories if t.kind == cfg.task]
+        return trajs, held
+    if cfg.eval_fraction <= 0:
+        return trajs, []
+    train = [t for t in trajs if not _held_out(t.id, cfg.eval_fraction)]
+    return train, [t for t in trajs if _held_out(t.id, cfg.eval_fraction)]
+
+
+def step_rows(trajs: list[Trajectory], scfg: StepConfig, with_completion: bool = False) -> list[dict[str, Any]]:
+    builder = PromptBuilder(trajs, scfg)
+    rows = []
+    for i, t in enumerate(trajs):
+        for k, step in enumerate(t.steps):
+            ex = builder.example(i, k)
+            row = {"prompt": ex.chat(), "expert_action": ex.expert_action, "syntax": ex.syntax,
+                   "example_id": ex.example_id, "task_id": ex.task_id, "answer": ex.answer or ""}
+            if with_completion:
+                thought = step.thought or "I take the next step."
+                row["completion"] = [{"role": "assistant", "content": f"<think>\n{thought}\n</think>\n{ex.expert_action}"}]
+            rows.append(row)
+    return rows
+
+
+def problem_rows(trajs: list[Trajectory]) -> list[dict[str, Any]]:
+    from srl_swe.eval.math import build_messages
+
+    return [{"prompt": build_messages(t.task.problem_statement), "answer": t.task.answer or "",
+             "task_id": t.id} for t in trajs if t.task.answer]
+
+
+def build_datasets(cfg: Any, mode: str):
+    """``(train, eval)`` ``datasets.Dataset`` for ``mode`` (``eval`` is None without held-out data)."""
+    import datasets
+
+    train, held = load_split(cfg)
+    scfg = step_config(cfg)
+    if mode == "rlvr":
+        if cfg.task != "math":
+            raise NotImplementedError("the SWE outcome reward needs the execution runtime (issue 4); "
+                                      "use task: math for rlvr for now")
+        make = problem_rows
+    else:
+        make = lambda ts: step_rows(ts, scfg, with_completion=(mode == "sft"))  # noqa: E731
+    train_rows = make(train)
+    if not train_rows:
+        raise ValueError(f"no training rows for mode {mode} (task {cfg.task})")
+    eval_rows = make(held) if held else []
+    if cfg.eval_max_examples and eval_rows:
+        eval_rows = eval_rows[: cfg.eval_max_examples]
+    to_ds = datasets.Dataset.from_list
+    return to_ds(train_rows), (to_ds(eval_rows) if eval_rows else None)
+
+
+def held_out_steps(cfg: Any) -> list[dict[str, Any]]:
+    """Held-out step rows (for `eval steps`), whatever the mode."""
+    _, held = load_split(cfg)
+    return step_rows(held, step_config(cfg))
+

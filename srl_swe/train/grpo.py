@@ -1,0 +1,142 @@
+"""TRL's GRPOTrainer with the SRL paper's dynamic sampling.
+
+A prompt group whose rewards have (population) standard deviation ≤ ``eps`` gives every completion a zero
+advantage: it moves no weight, but under token-normalised losses (TRL's default ``dapo``) its tokens still
+count in the normaliser and shrink the step of every other group. Dynamic sampling (DAPO, and SRL §3)
+drops such groups and generates for further prompts until the batch holds only informative groups, within
+``max_tries`` refills; a batch that cannot be filled is topped up with dropped groups (counted in the logs).
+
+Only the batch assembly changes: generation, scoring and the loss are TRL's own. Groups from different
+generation rounds are merged by re-padding (prompts on the left, completions on the right), and
+``num_items_in_batch`` is recomputed over the merged batch. Advantages stay per group, which requires
+``scale_rewards="group"`` (or ``"none"``); single-process only for now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from trl import GRPOTrainer
+
+# Per-sample tensors of the generation output, by how they are padded.
+_LEFT_PADDED = ("prompt_ids", "prompt_mask")
+_RIGHT_PADDED = ("completion_ids", "completion_mask", "old_per_token_logps", "ref_per_token_logps",
+                 "sampling_per_token_logps", "tool_mask")
+_PER_SAMPLE = ("advantages",)
+
+
+def group_std(rewards: torch.Tensor, group: int) -> torch.Tensor:
+    """Population standard deviation of each consecutive group of ``group`` rewards (NaN-aware)."""
+    grouped = rewards.view(-1, group)
+    mean = torch.nanmean(grouped, dim=1, keepdim=True)
+    return torch.sqrt(torch.nanmean((grouped - mean) ** 2, dim=1))
+
+
+def _pad_cat(tensors: list[torch.Tensor], value: float, left: bool) -> torch.Tensor:
+    width = max(t.size(1) for t in tensors)
+    out = []
+    for t in tensors:
+        pad = width - t.size(1)
+        if pad:
+            filler = torch.full((t.size(0), pad), value, dtype=t.dtype, device=t.device)
+            t = torch.cat([filler, t] if left else [t, filler], dim=1)
+        out.append(t)
+    return torch.cat(out, dim=0)
+
+
+def merge_groups(parts: list[tuple[dict[str, Any], torch.Tensor]], pad_token_id: int) -> dict[str, Any]:
+    """Concatenate the selected rows of several generation outputs into one batch."""
+    outputs = [o for o, _ in parts]
+    keys = set(outputs[0])
+    unknown = keys - set(_LEFT_PADDED + _RIGHT_PADDED + _PER_SAMPLE) - {"num_items_in_batch", "importance_sampling_ratio"}
+    if unknown:
+        raise NotImplementedError(f"dynamic sampling cannot merge {sorted(unknown)} (multimodal inputs?); "
+                                  "set dynamic_sampling: false")
+    merged: dict[str, Any] = {}
+    for key in keys - {"num_items_in_batch"}:
+        rows = [o[key][idx] for o, idx in parts]
+        if key in _LEFT_PADDED:
+            merged[key] = _pad_cat(rows, pad_token_id if key == "prompt_ids" else 0, left=True)
+        elif key in _RIGHT_PADDED or (key == "importance_sampling_ratio" and rows[0].dim() == 2):
+            fill = pad_token_id if key == "completion_ids" else (1 if key == "tool_mask" else 0)
+            merged[key] = _pad_cat(rows, fill, left=False)
+        else:
+            merged[key] = torch.cat(rows, dim=0)
+    loss_mask = merged["completion_mask"] * merged["tool_mask"] if "tool_mask" in merged else merged["completion_mask"]
+    merged["num_items_in_batch"] = loss_mask.sum()
+    return merged
+
+
+class SRLGRPOTrainer(GRPOTrainer):
+    """``GRPOTrainer`` plus dynamic sampling (``dynamic_sampling_eps=None`` turns it off)."""
+
+    def __init__(self, *args: Any, dynamic_sampling_eps: float | None = 0.0, dynamic_sampling_max_tries: int = 4,
+                 dynamic_sampling_seed: int = 0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.dynamic_sampling_eps = dynamic_sampling_eps
+        self.dynamic_sampling_max_tries = dynamic_sampling_max_tries
+        self._refill_rng = torch.Generator().manual_seed(dynamic_sampling_seed)
+        self._refill_order: Iterator[int] = iter(())
+        self._last_rewards: torch.Tensor | None = None
+        if dynamic_sampling_eps is not None:
+            if self.accelerator.num_processes > 1:
+                raise NotImplementedError("dynamic sampling runs single-process for now; set dynamic_sampling: false")
+            if self.scale_rewards not in ("group", "none"):
+                raise ValueError(f"dynamic sampling needs per-group advantages (scale_rewards='group' or 'none'), "
+                                 f"got {self.scale_rewards!r}")
+
+    # Keep the rewards of the latest scoring call: the groups are filtered on them.
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        weights = self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
+        self._last_rewards = (rewards_per_func * weights).nansum(dim=1).detach().cpu()
+        return rewards_per_func
+
+    def _refill_prompts(self, groups: int) -> list[dict[str, Any]]:
+        """``groups`` further prompts from the training set, each repeated once per generation."""
+        rows = []
+        for _ in range(groups):
+            try:
+                idx = next(self._refill_order)
+            except StopIteration:
+                perm = torch.randperm(len(self.train_dataset), generator=self._refill_rng).tolist()
+                self._refill_order = iter(perm)
+                idx = next(self._refill_order)
+            row = self.train_dataset[int(idx)]
+            rows.extend(dict(row) for _ in range(self.num_generations))
+        return rows
+
+    def _generate_and_score_completions(self, inputs):
+        if self.dynamic_sampling_eps is None or not self.model.training:
+            return super()._generate_and_score_completions(inputs)
+        group = self.num_generations
+        needed = len(inputs) // group
+        kept: list[tuple[dict[str, Any], torch.Tensor]] = []
+        spare: list[tuple[dict[str, Any], torch.Tensor]] = []
+        seen = dropped = tries = 0
+        batch = inputs
+        while True:
+            out = super()._generate_and_score_completions(batch)
+            std = group_std(self._last_rewards, group)
+            seen += std.numel()
+            for g, s in enumerate(std.tolist()):
+                rows = torch.arange(g * group, (g + 1) * group)
+                if s > self.dynamic_sampling_eps and len(kept) < needed:
+                    kept.append((out, rows))
+                else:
+                    dropped += s <= self.dynamic_sampling_eps
+                    spare.append((out, rows))
+            if len(kept) >= needed or tries >= self.dynamic_sampling_max_tries:
+                break
+            tries += 1
+            # Ask for twice the shortfall: a prompt that was uninformative once often is again.
+            batch = self._refill_prompts(min(2 * (needed - len(kept)), needed))
+        unfilled = needed - len(kept)
+        kept.extend(spare[:unfilled])
+        metrics = self._metrics["train"]
+        metrics["dynamic_sampling/filtered_fraction"].append(dropped / max(seen, 1))
+        metrics["dynamic_sampling/refills"].append(float(tries))
+        metrics["dynamic_sampling/unfilled_groups"].append(float(max(unfilled, 0)))
+        return merge_groups(kept, self.processing_class.pad_token_id)

@@ -1,0 +1,56 @@
+"""``srl-swe plot RUN_DIR``: the run's metrics.jsonl as one PNG (a panel per metric)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+# Panels worth reading first; any other numeric metric in the log follows.
+PREFERRED = ("reward", "reward_std", "rewards/srl_sequence_matcher/mean", "rewards/format_violation/mean",
+             "rewards/math_answer/mean", "dynamic_sampling/filtered_fraction", "kl", "loss", "learning_rate",
+             "eval_reward", "eval_loss")
+SKIP = {"step", "epoch", "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second"}
+
+
+def read_metrics(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics (is {run_dir} an `srl-swe train` output folder?)")
+    series: dict[str, list[tuple[int, float]]] = {}
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        for key, value in rec.items():
+            if key not in SKIP and isinstance(value, (int, float)) and math.isfinite(value):
+                series.setdefault(key, []).append((int(rec["step"]), float(value)))
+    return series
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    series = read_metrics(run_dir)
+    keys = [k for k in PREFERRED if k in series] + sorted(k for k in series if k not in PREFERRED)
+    if not keys:
+        raise ValueError(f"{run_dir / 'metrics.jsonl'} has no numeric metrics yet")
+    cols = min(3, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        steps, values = zip(*series[key], strict=True)
+        ax.plot(steps, values, marker="." if len(steps) < 50 else None)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(run_dir.name)
+    fig.tight_layout()
+    out = Path(out) if out else run_dir / "metrics.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,167 @@
+"""``srl-swe train``: build the trainer for a config and run it, resumably.
+
+Modes: ``srl`` (GRPO, reward = the environments' step-similarity scoring path), ``rlvr`` (GRPO, outcome
+reward), ``sft`` (TRL SFTTrainer on the expert steps) and ``srl_then_rlvr`` (RLVR from SRL's best
+checkpoint). Everything TRL does is TRL's; this module wires data, model, rewards, callbacks and
+checkpoint hygiene:
+
+* a checkpoint counts only once ``COMPLETE`` is written inside it, after the Trainer has saved model,
+  optimizer, scheduler, RNG and state, so a run killed mid-save resumes from the previous one;
+* ``metrics.jsonl`` gets every log line (reward mean/std, filtered fraction, format-violation rate, KL,
+  eval scores), TensorBoard through ``report_to``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from srl_swe.rewards import SRLReward, score_output
+from srl_swe.train.config import TrainConfig
+
+COMPLETE = "COMPLETE"
+
+
+class RunLog(TrainerCallback):
+    """Appends every Trainer log (with its step) to ``metrics.jsonl`` and marks finished checkpoints."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "metrics.jsonl"
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+    def on_save(self, args, state, control, **kwargs):
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and ckpt.is_dir():
+            (ckpt / COMPLETE).write_text(json.dumps({"step": state.global_step}) + "\n")
+
+
+class FormatRate:
+    """Logs the share of completions that break the action format (scored −1) as a reward-shaped metric.
+
+    Returned values are NaN so it never enters the advantage (TRL ignores all-NaN reward columns'
+    contribution through nansum); TRL logs its mean under ``rewards/format_violation/mean``.
+    """
+
+    __name__ = "format_violation"
+
+    def __call__(self, prompts=None, completions=(), expert_action=(), syntax=None, **_):
+        from srl_swe.rewards import completion_text
+
+        syntaxes = syntax or ["xml"] * len(completions)
+        return [float(not score_output(completion_text(c), e, s).valid)
+                for c, e, s in zip(completions, expert_action, syntaxes, strict=True)]
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    found = [p for p in run_dir.glob("checkpoint-*") if (p / COMPLETE).is_file() and p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def drop_incomplete(run_dir: Path) -> list[Path]:
+    """Remove checkpoint folders a killed run left half-written (no COMPLETE marker)."""
+    stale = [p for p in run_dir.glob("checkpoint-*") if p.is_dir() and not (p / COMPLETE).is_file()]
+    for p in stale:
+        shutil.rmtree(p)
+    return stale
+
+
+def best_checkpoint(run_dir: Path) -> Path:
+    """The SRL stage's best checkpoint (Trainer's best_model_checkpoint if evaluated, else the last)."""
+    done = complete_checkpoints(run_dir)
+    if not done:
+        raise FileNotFoundError(f"{run_dir}: no complete checkpoint-* folder (looked for {COMPLETE} markers)")
+    state = json.loads((done[-1] / "trainer_state.json").read_text())
+    best = state.get("best_model_checkpoint")
+    return Path(best) if best and Path(best).is_dir() else done[-1]
+
+
+def _bf16(cfg: TrainConfig) -> bool:
+    import torch
+
+    if cfg.bf16 == "auto":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return bool(cfg.bf16)
+
+
+def _lora(cfg: TrainConfig) -> dict[str, Any] | None:
+    return {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout} if cfg.lora else None
+
+
+def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
+    import torch
+    from trl import GRPOConfig, SFTConfig, SFTTrainer
+
+    from srl_swe.train.data import build_datasets
+    from srl_swe.train.grpo import SRLGRPOTrainer
+    from srl_swe.train.models import load_model_and_tokenizer
+    from srl_swe.train.outcome import OUTCOME_REWARDS
+
+    train_ds, eval_ds = build_datasets(cfg, mode)
+    model, tokenizer = load_model_and_tokenizer(model_spec, dtype=cfg.dtype, lora=_lora(cfg))
+    kw = {**cfg.trl_kwargs(), "output_dir": str(run_dir), "bf16": _bf16(cfg), "use_cpu": not torch.cuda.is_available()}
+    if eval_ds is None:
+        kw.update(eval_strategy="no", eval_steps=None)
+    callbacks = [RunLog(run_dir)]
+    if mode == "sft":
+        args = SFTConfig(**kw)
+        return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                          processing_class=tokenizer, callbacks=callbacks)
+    if mode == "srl":
+        # The format-violation column carries weight 0: logged, never part of the advantage.
+        reward_funcs, weights = [SRLReward(), FormatRate()], [1.0, 0.0]
+    else:
+        reward_funcs, weights = [OUTCOME_REWARDS[cfg.reward]()], [1.0]
+    args = GRPOConfig(**kw, reward_weights=weights, scale_rewards="group", log_completions=False)
+    return SRLGRPOTrainer(
+        model=model, args=args, reward_funcs=reward_funcs, train_dataset=train_ds, eval_dataset=eval_ds,
+        processing_class=tokenizer, callbacks=callbacks,
+        dynamic_sampling_eps=cfg.dynamic_sampling_eps if cfg.dynamic_sampling else None,
+        dynamic_sampling_max_tries=cfg.dynamic_sampling_max_tries, dynamic_sampling_seed=cfg.seed,
+    )
+
+
+def _save_final(trainer, run_dir: Path) -> Path:
+    """Write the final model atomically: a temp folder renamed into place."""
+    final, tmp = run_dir / "final", run_dir / "final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    trainer.processing_class.save_pretrained(str(tmp))
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return final
+
+
+def train_stage(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path, resume: bool) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resume_from = None
+    if resume:
+        drop_incomplete(run_dir)
+        done = complete_checkpoints(run_dir)
+        resume_from = str(done[-1]) if done else None
+    trainer = build_trainer(cfg, mode, model_spec, run_dir)
+    trainer.train(resume_from_checkpoint=resume_from)
+    return _save_final(trainer, run_dir)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Run the configured mode; returns where the final model is. The resolved config is kept in the run dir."""
+    run_dir = Path(cfg.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.dump_yaml(run_dir / "config.yaml")
+    if cfg.mode == "srl_then_rlvr":
+        start = Path(cfg.init_checkpoint) if cfg.init_checkpoint else best_checkpoint(Path(cfg.srl_output_dir))
+        final = train_stage(cfg, "rlvr", str(start), run_dir, resume)
+    else:
+        final = train_stage(cfg, cfg.mode, cfg.init_checkpoint or cfg.model, run_dir, resume)
+    summary = {"mode": cfg.mode, "final_model": str(final), "run_dir": str(run_dir)}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
