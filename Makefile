@@ -2,13 +2,16 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+TORCH ?= 2.13.0
 
 .PHONY: install demo test lint bench clean
 
-$(BIN)/.installed: pyproject.toml
+# torch is pinned to the CPU build first: an unpinned torch pulls a multi-GB CUDA build.
+$(BIN)/.installed: pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q torch==$(TORCH)
+	$(BIN)/pip install -q -e '.[dev,train]'
 	touch $@
 
 install: $(BIN)/.installed

@@ -246,10 +246,12 @@ def test_end_to_end_with_a_tiny_real_model(shared_data: Path, tmp_path: Path):
     pytest.importorskip("torch")
     pytest.importorskip("math_verify")
     tiny = pytest.importorskip("srl_swe.train.tiny", reason="srl_swe.train.tiny (make_tiny_qwen2) not written yet")
-    path = tiny.make_tiny_qwen2(tmp_path / "model")
+    problems = ev.load_benchmark("gsm8k", shared_data, 3)
+    # A tokenizer trained on these few texts only: the default corpus takes seconds and adds nothing here.
+    path = tiny.make_tiny_qwen2(tmp_path / "model", texts=[ev.SYSTEM_PROMPT, *(p.problem for p in problems)])
     generator = gen.TransformersGenerator.from_spec(str(path), batch_size=4, progress=False)  # via train.models
     assert isinstance(generator, gen.Generator)
-    prompts = [ev.build_messages(p.problem) for p in ev.load_benchmark("gsm8k", shared_data, 2)]
+    prompts = [ev.build_messages(p.problem) for p in problems[:2]]
     first = generator.generate(prompts, n=3, temperature=1.0, max_new_tokens=8, seed=0)
     assert first == generator.generate(prompts, n=3, temperature=1.0, max_new_tokens=8, seed=0)  # seeded
     assert [len(c) for c in first] == [3, 3] and all(isinstance(t, str) for c in first for t in c)

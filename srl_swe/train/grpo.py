@@ -50,7 +50,8 @@ def merge_groups(parts: list[tuple[dict[str, Any], torch.Tensor]], pad_token_id:
     """Concatenate the selected rows of several generation outputs into one batch."""
     outputs = [o for o, _ in parts]
     keys = set(outputs[0])
-    unknown = keys - set(_LEFT_PADDED + _RIGHT_PADDED + _PER_SAMPLE) - {"num_items_in_batch", "importance_sampling_ratio"}
+    known = {*_LEFT_PADDED, *_RIGHT_PADDED, *_PER_SAMPLE, "num_items_in_batch", "importance_sampling_ratio"}
+    unknown = keys - known
     if unknown:
         raise NotImplementedError(f"dynamic sampling cannot merge {sorted(unknown)} (multimodal inputs?); "
                                   "set dynamic_sampling: false")

@@ -157,14 +157,16 @@ def _remove_stale_tmp(cache: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
+def _convert_gguf(gguf_path: Path, out_dir: Path) -> tuple[Any, Any]:
+    """Save a GGUF file as a plain float32 folder; returns the GGUF-loaded (model, tokenizer).
+
+    They are returned so that a test can compare the two models without a second 15 s GGUF load.
+    """
     import copy
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    kwargs = {"gguf_file": gguf_path.name}
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
-    gguf_model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), **kwargs)
+    gguf_model, tokenizer = load_model_and_tokenizer(str(gguf_path), dtype="float32")
     # save_pretrained refuses a GGUF-quantized model, so copy the dequantized weights into a plain one.
     config = copy.deepcopy(gguf_model.config)
     if hasattr(config, "quantization_config"):
@@ -174,6 +176,7 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     model.generation_config = copy.deepcopy(gguf_model.generation_config)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
+    return gguf_model, tokenizer
 
 
 def convert_smollm2(cache_dir: Path | None = None) -> Path:

@@ -1,0 +1,121 @@
+"""`srl-swe train` end to end on a real tiny Qwen2 model: every mode, metrics, checkpoints, SIGKILL + resume,
+held-out step evaluation and the plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+
+from srl_swe.train.config import load_config  # noqa: E402
+from srl_swe.train.run import COMPLETE, best_checkpoint, complete_checkpoints, drop_incomplete, train  # noqa: E402
+from srl_swe.train.tiny import make_tiny_qwen2  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_CFG = REPO / "configs" / "cpu-tiny-test.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_qwen2(tmp_path_factory.mktemp("tiny"))
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def weights(path: Path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, key", [("srl", "rewards/srl_sequence_matcher/mean"), ("sft", "loss"),
+                                       ("rlvr", "rewards/math_answer/mean")])
+def test_modes(tiny: Path, tmp_path: Path, mode: str, key: str):
+    cfg = load_config(TINY_CFG, [f"model={tiny}", f"output_dir={tmp_path / mode}", f"mode={mode}"])
+    summary = train(cfg)
+    run = Path(summary["run_dir"])
+    logs = metrics(run)
+    assert any(key in rec for rec in logs), f"{key} not logged: {sorted(logs[0])}"
+    if mode == "srl":
+        rec = next(r for r in logs if key in r)
+        assert -1.0 <= rec[key] <= 1.0 and "rewards/format_violation/mean" in rec
+        assert any("eval_reward" in r for r in logs)  # held-out split evaluated during training
+    (ckpt,) = complete_checkpoints(run)
+    assert (ckpt / "optimizer.pt").is_file() and (ckpt / COMPLETE).is_file()
+    final = Path(summary["final_model"])
+    assert (final / "config.json").is_file() and (final / "tokenizer.json").is_file()
+    assert (run / "config.yaml").is_file() and json.loads((run / "summary.json").read_text())["mode"] == mode
+    if mode == "sft":  # a real optimizer step changed the weights
+        before, after = weights(tiny), weights(final)
+        assert any(not (before[k] == after[k]).all() for k in before)
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume(tiny: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "srl_swe.cli", "train", "--config", str(TINY_CFG), f"model={tiny}",
+           f"output_dir={run}", "max_steps=6", "save_steps=1", "save_total_limit=10", "eval_fraction=0.0",
+           "eval_steps=null", "--no-plot"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 240
+    while not (run / "checkpoint-2" / COMPLETE).is_file():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline, "no checkpoint-2 in time"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = complete_checkpoints(run)[-1]
+    assert int(killed_at.name.split("-")[1]) < 6
+    # A half-written checkpoint (as a kill during a save leaves) is never resumed from.
+    (run / "checkpoint-99").mkdir()
+    assert drop_incomplete(run) == [run / "checkpoint-99"]
+    out = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    state = json.loads((complete_checkpoints(run)[-1] / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    steps = [r["step"] for r in metrics(run) if "loss" in r]
+    resumed = steps[steps.index(6) - (6 - int(killed_at.name.split("-")[1])) + 1:]
+    assert steps[-1] == 6 and resumed == list(range(int(killed_at.name.split("-")[1]) + 1, 7))
+    assert best_checkpoint(run) == complete_checkpoints(run)[-1]
+
+
+@pytest.mark.slow
+def test_eval_steps_and_plot(tiny: Path, tmp_path: Path, bundled_math: Path):
+    from srl_swe.eval.generation import TransformersGenerator
+    from srl_swe.eval.steps import evaluate_steps, rows_from_path
+    from srl_swe.train.plot import plot_run
+
+    rows = rows_from_path(bundled_math)[:3]
+    gen = TransformersGenerator.from_spec(str(tiny), batch_size=4, progress=False)
+    res = evaluate_steps(gen, rows, n=2, temperature=1.0, max_new_tokens=8, out_dir=tmp_path / "ev")
+    # A random model never writes <think>…</think> + a step: every output is a format violation.
+    assert res["greedy"]["format_violation_rate"] == 1.0 and res["greedy"]["mean_reward"] == -1.0
+    assert res["sampled"]["outputs"] == 6
+    assert json.loads((tmp_path / "ev" / "step_eval.json").read_text())["examples"] == 3
+    run = tmp_path / "plotted"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps({"step": s, "reward": s / 10, "loss": 1 / s})
+                                                 for s in range(1, 6)) + "\n")
+    png = plot_run(run)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_bad_config_fails_before_any_model_loads(tmp_path: Path):
+    code = ("import sys; from srl_swe.cli import main; rc = main(['train', '--config', sys.argv[1], "
+            "'num_generations=3', 'per_device_train_batch_size=4']); "
+            "print(rc, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(TINY_CFG)], capture_output=True, text=True)
+    assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
+    assert "num_generations" in out.stderr and "whole groups" in out.stderr
