@@ -15,9 +15,9 @@ import pytest
 
 pytest.importorskip("trl")
 
-from srl_swe.train.config import load_config  # noqa: E402
-from srl_swe.train.run import COMPLETE, best_checkpoint, complete_checkpoints, drop_incomplete, train  # noqa: E402
-from srl_swe.train.tiny import make_tiny_qwen2  # noqa: E402
+from srl_swe.train.config import load_config
+from srl_swe.train.run import COMPLETE, best_checkpoint, complete_checkpoints, drop_incomplete, train
+from srl_swe.train.tiny import make_tiny_qwen2
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CFG = REPO / "configs" / "cpu-tiny-test.yaml"
