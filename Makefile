@@ -16,13 +16,13 @@ $(BIN)/.installed: pyproject.toml setup.py
 
 install: $(BIN)/.installed
 
-# The main job on the bundled default data: inspect it, build the step dataset, run SRL-SWE-v0 episodes.
+# The main job: a short real SRL run on CPU (SmolLM2-135M-Instruct, GSM8K step examples, a few minutes) that
+# ends with the held-out step reward before/after and a plot; first a look at the data and the environments.
 demo: install
+	bash scripts/fetch_smollm2.sh
 	$(BIN)/srl-swe data inspect trajectories
-	$(BIN)/srl-swe data build trajectories/swe -o runs/demo/steps --window 2
-	$(BIN)/srl-swe env run --policy replay --out runs/demo/replay.jsonl
-	$(BIN)/srl-swe env run --policy noisy --out runs/demo/noisy.jsonl
-	$(BIN)/srl-swe env run --env SRL-Math-v0 --policy noisy --out runs/demo/math-noisy.jsonl
+	$(BIN)/srl-swe env run --policy noisy --out runs/demo/noisy.jsonl --quiet
+	$(BIN)/srl-swe train --config configs/cpu-srl-gsm8k-smollm2.yaml output_dir=runs/demo/srl
 
 lint: install
 	$(BIN)/ruff check .

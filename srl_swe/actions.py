@@ -225,10 +225,17 @@ class ParsedOutput:
     action: ToolCall
 
 
-def parse_output(text: object, syntax: str | ActionSyntax = "xml") -> ParsedOutput:
-    """Parse a model output that must be ``<think>…</think>`` followed by exactly one action."""
+def parse_output(text: object, syntax: str | ActionSyntax = "xml", require_think: bool = True) -> ParsedOutput:
+    """Parse a model output that must be ``<think>…</think>`` followed by exactly one action.
+
+    ``require_think=False`` also accepts an output with no ``<think>`` block at all (the whole output is then
+    the action). It is not the paper's format; it exists for small models that never produce the block, whose
+    rewards would otherwise be a flat −1 with nothing to learn from. A malformed block is still rejected.
+    """
     if not isinstance(text, str):
         raise ActionParseError(f"output must be a string, got {type(text).__name__}")
+    if not require_think and "<think>" not in text and "</think>" not in text:
+        return ParsedOutput("", get_syntax(syntax).parse(text))
     m = _THINK_RE.match(text)
     if m is None:
         raise ActionParseError("output must start with <think>…</think> before the action")

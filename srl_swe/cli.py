@@ -159,7 +159,8 @@ def cmd_eval_steps(args: argparse.Namespace) -> int:
     generator = make_generator(args.backend, args.model, batch_size=args.batch_size)
     out = Path(args.out) if args.out else None
     result = evaluate_steps(generator, rows, n=args.n, temperature=args.temperature,
-                            max_new_tokens=args.max_new_tokens, seed=args.seed, out_dir=out)
+                            max_new_tokens=args.max_new_tokens, seed=args.seed, out_dir=out,
+                            require_think=not args.think_optional)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -236,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--backend", default="transformers")
     st.add_argument("--batch-size", type=int, default=8)
     st.add_argument("--out", default=None, help="folder for step_eval.json and step_samples.jsonl")
+    st.add_argument("--think-optional", action="store_true",
+                    help="score outputs without a <think> block as all action (not the paper's format)")
     st.set_defaults(func=cmd_eval_steps)
     from srl_swe.eval.math import add_cli_arguments
 

@@ -105,12 +105,17 @@ def score_output(
     expert: ToolCall | str,
     syntax: str | ActionSyntax = "xml",
     metric: str = "sequence_matcher",
+    require_think: bool = True,
 ) -> Score:
-    """Score a model output against the expert action (a ToolCall, or its canonical rendering)."""
+    """Score a model output against the expert action (a ToolCall, or its canonical rendering).
+
+    ``require_think=False`` lets an output without a ``<think>`` block count as all action (see
+    :func:`srl_swe.actions.parse_output`); the paper's setting, and the default, is True.
+    """
     syn = get_syntax(syntax)
     expert_text = expert if isinstance(expert, str) else syn.render(expert)
     try:
-        parsed = parse_output(output, syn)
+        parsed = parse_output(output, syn, require_think)
         predicted = syn.render(parsed.action)
     except ActionParseError as e:
         return Score(FORMAT_PENALTY, False, str(e), None, None, expert_text)
@@ -132,8 +137,8 @@ class SRLReward:
     ``srl-swe data build`` has an ``expert_action`` column (canonical rendering) and a ``syntax`` column.
     """
 
-    def __init__(self, syntax: str = "xml", metric: str = "sequence_matcher"):
-        self.syntax, self.metric = syntax, metric
+    def __init__(self, syntax: str = "xml", metric: str = "sequence_matcher", require_think: bool = True):
+        self.syntax, self.metric, self.require_think = syntax, metric, require_think
         get_metric(metric)
         self.__name__ = f"srl_{metric}"  # TRL logs rewards under the function's __name__
 
@@ -143,6 +148,6 @@ class SRLReward:
             raise ValueError(f"{len(completions)} completions but {len(expert_action)} expert actions")
         syntaxes = syntax or [self.syntax] * len(completions)
         return [
-            score_output(completion_text(c), e, s, self.metric).reward
+            score_output(completion_text(c), e, s, self.metric, self.require_think).reward
             for c, e, s in zip(completions, expert_action, syntaxes, strict=True)
         ]

@@ -133,3 +133,17 @@ def test_c_backend_is_built_and_exact():
             cases.append(("".join(rng.choice("qrs") for _ in range(n)), "".join(b2)))
     for a, b in cases:
         assert _fastdiff.ratio(a, b) == difflib.SequenceMatcher(None, a, b).ratio(), (a[:20], b[:20])
+
+
+def test_require_think_false_scores_bare_actions():
+    expert = ToolCall.text("She makes 9 * 2 = $18 every day.")
+    bare = "She makes 9 * 2 = 18 dollars."
+    strict = score_output(bare, expert, "text")
+    lenient = score_output(bare, expert, "text", require_think=False)
+    assert strict.reward == -1.0 and not strict.valid
+    assert lenient.valid and lenient.reward == difflib.SequenceMatcher(None, bare, expert.get("content")).ratio()
+    # a think block, when present, must still be well formed; and thinking is never scored
+    assert score_output("<think>x", expert, "text", require_think=False).reward == -1.0
+    assert score_output("<think>x</think>" + bare, expert, "text", require_think=False).reward == lenient.reward
+    assert SRLReward(require_think=False)(completions=[bare], expert_action=[expert.get("content")],
+                                          syntax=["text"]) == [lenient.reward]

@@ -42,9 +42,12 @@ def weights(path: Path):
 @pytest.mark.parametrize("mode, key", [("srl", "rewards/srl_sequence_matcher/mean"), ("sft", "loss"),
                                        ("rlvr", "rewards/math_answer/mean")])
 def test_modes(tiny: Path, tmp_path: Path, mode: str, key: str):
-    cfg = load_config(TINY_CFG, [f"model={tiny}", f"output_dir={tmp_path / mode}", f"mode={mode}"])
+    extra = ["report_to=[tensorboard]"] if mode == "srl" else []
+    cfg = load_config(TINY_CFG, [f"model={tiny}", f"output_dir={tmp_path / mode}", f"mode={mode}", *extra])
     summary = train(cfg)
     run = Path(summary["run_dir"])
+    if mode == "srl":
+        assert list(run.rglob("events.out.tfevents*")), "report_to=[tensorboard] wrote no event file"
     logs = metrics(run)
     assert any(key in rec for rec in logs), f"{key} not logged: {sorted(logs[0])}"
     if mode == "srl":

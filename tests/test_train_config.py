@@ -71,7 +71,7 @@ def test_cpu_configs_are_small(name: str, monkeypatch, tmp_path: Path):
     cfg = load_config(REPO / "configs" / f"{name}.yaml")
     assert (cfg.model, cfg.task, cfg.use_vllm, cfg.bf16) == ("smollm2-135m-instruct", "math", False, False)
     assert cfg.train_data == str(tmp_path / "shared" / "math" / "gsm8k" / "train.jsonl")  # shared: resolved
-    assert cfg.max_steps <= 50 and cfg.max_completion_length <= 128 and cfg.per_device_train_batch_size == 8
+    assert cfg.max_steps <= 50 and cfg.max_completion_length <= 128 and cfg.per_device_train_batch_size <= 16
     if cfg.is_grpo:
         assert cfg.num_generations == 4
 

@@ -46,6 +46,7 @@ class StepImitationEnv(gym.Env[dict, str]):
         include_thoughts: bool = False,
         keep: str = "resolved",
         metric: str = "sequence_matcher",
+        require_think: bool = True,
         max_action_chars: int = MAX_OUTPUT_CHARS,
         chat_template: Callable[[list[dict[str, str]]], str] | None = None,
         render_mode: str | None = None,
@@ -66,6 +67,7 @@ class StepImitationEnv(gym.Env[dict, str]):
         )
         self.builder = PromptBuilder(self.trajectories, cfg)
         self.mode, self.metric, self.render_mode = mode, metric, render_mode
+        self.require_think = require_think
         self.chat_template = chat_template
         # (trajectory, step) of every step example: the index space of single-step mode.
         self.index = [(i, k) for i, t in enumerate(self.trajectories) for k in range(len(t.steps))]
@@ -120,7 +122,7 @@ class StepImitationEnv(gym.Env[dict, str]):
             raise RuntimeError("the episode is over: call reset() before step()")
         i, k = self._traj, self._step
         expert = self.builder.target(i, k)  # the target only: a whole StepExample would also build a prompt
-        score = score_output(action, expert, self.builder.syntax_of(i), self.metric)
+        score = score_output(action, expert, self.builder.syntax_of(i), self.metric, self.require_think)
         self._last = score
         self._step = k + 1  # follow the expert's path whatever the agent did
         terminated = self._done = self.mode == "step" or self._step >= len(self.trajectories[i].steps)

@@ -36,7 +36,8 @@ class SRLMathEnv(StepImitationEnv):
 
     ## Arguments
     ``data`` (default: the bundled problems), ``mode``, ``window`` (default ``None`` = all previous
-    steps), ``metric``, ``chat_template``, ``render_mode`` (``"ansi"``); ``keep`` is accepted for symmetry
+    steps), ``metric``, ``require_think`` (True; False also scores an output with no ``<think>`` block as the
+    step, for small models), ``chat_template``, ``render_mode`` (``"ansi"``); ``keep`` is accepted for symmetry
     (reference solutions count as resolved).
 
     ## Info

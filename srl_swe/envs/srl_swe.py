@@ -48,7 +48,8 @@ class SRLSWEEnv(StepImitationEnv):
     ``data`` (file, folder or list of ``Trajectory``; default: the bundled trajectories), ``mode``,
     ``syntax``, ``window`` (last k action/observation pairs in the context, default 2 as in the paper;
     ``None`` = full prefix), ``max_observation_chars`` (4000), ``include_thoughts`` (False), ``keep``
-    (``"resolved"``: only trajectories whose patch resolved the issue), ``metric``, ``chat_template``,
+    (``"resolved"``: only trajectories whose patch resolved the issue), ``metric``, ``require_think`` (True;
+    False also scores outputs with no ``<think>`` block, not the paper's format), ``chat_template``,
     ``render_mode`` (``"ansi"``).
 
     ## Info

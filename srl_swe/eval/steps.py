@@ -26,7 +26,8 @@ def _summary(scores: list[Any]) -> dict[str, Any]:
 
 
 def evaluate_steps(generator: Generator, rows: list[dict[str, Any]], *, n: int = 4, temperature: float = 1.0,
-                   max_new_tokens: int = 256, seed: int = 0, out_dir: Path | None = None) -> dict[str, Any]:
+                   max_new_tokens: int = 256, seed: int = 0, out_dir: Path | None = None,
+                   require_think: bool = True) -> dict[str, Any]:
     """``rows``: dicts with ``prompt`` (messages), ``expert_action``, ``syntax`` (as ``srl-swe data build`` writes)."""
     if not rows:
         raise ValueError("no held-out step examples to evaluate")
@@ -36,13 +37,13 @@ def evaluate_steps(generator: Generator, rows: list[dict[str, Any]], *, n: int =
                if n > 0 else [[] for _ in rows])
     records, g_scores, s_scores = [], [], []
     for row, g, s in zip(rows, greedy, sampled, strict=True):
-        gs = score_output(g[0], row["expert_action"], row["syntax"])
-        ss = [score_output(x, row["expert_action"], row["syntax"]) for x in s]
+        gs = score_output(g[0], row["expert_action"], row["syntax"], require_think=require_think)
+        ss = [score_output(x, row["expert_action"], row["syntax"], require_think=require_think) for x in s]
         g_scores.append(gs)
         s_scores.extend(ss)
         records.append({"example_id": row.get("example_id"), "greedy": g[0], "greedy_reward": gs.reward,
                         "greedy_reason": gs.reason, "sampled_rewards": [x.reward for x in ss]})
-    result = {"examples": len(rows), "max_new_tokens": max_new_tokens, "seed": seed,
+    result = {"examples": len(rows), "max_new_tokens": max_new_tokens, "seed": seed, "require_think": require_think,
               "greedy": _summary(g_scores),
               "sampled": {**_summary(s_scores), "n": n, "temperature": temperature} if n > 0 else None}
     if out_dir is not None:

@@ -76,6 +76,7 @@ class TrainConfig:
     window: int | Literal["default"] | None = "default"  # null: full prefix; default: 2 for swe, full for math
     max_observation_chars: int = 4000
     include_thoughts: bool = False
+    require_think: bool = True  # False: an output with no <think> block is scored as all action (small models)
     keep: str = "resolved"
     # -- run ----------------------------------------------------------------------------------------------
     output_dir: str = "runs/train"
@@ -86,6 +87,8 @@ class TrainConfig:
     save_total_limit: int | None = None
     eval_steps: int | None = None  # None: no periodic evaluation
     eval_max_examples: int | None = None
+    step_eval: bool = False  # held-out step reward before and after training (generation: slow on CPU)
+    step_eval_samples: int = 2  # sampled outputs per held-out example (besides the greedy one)
     # -- optimisation -------------------------------------------------------------------------------------
     learning_rate: float = 5e-7
     lr_scheduler_type: str = "constant"
@@ -167,6 +170,8 @@ class TrainConfig:
             keys += ["beta", "temperature", "top_p", "num_generations", "generation_batch_size", "use_vllm",
                      "max_completion_length", "vllm_mode", "vllm_server_base_url", "vllm_gpu_memory_utilization"]
         kw = {k: getattr(self, k) for k in keys}
+        if not kw["gradient_checkpointing"]:  # transformers 5 warns that the name is deprecated whenever it is set
+            del kw["gradient_checkpointing"]
         kw.update(warmup_steps=self.warmup_ratio,  # transformers >= 5: a float in [0, 1) is a ratio of the steps
                   report_to=list(self.report_to) or "none", eval_strategy="steps" if self.eval_steps else "no")
         if not self.is_grpo:
@@ -232,6 +237,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "vllm_server_base_url": (lambda v: v is None or v.startswith(("http://", "https://")), "an http(s):// URL"),
     **{k: _ge1 for k in ("lora_r", "per_device_train_batch_size", "gradient_accumulation_steps", "num_generations",
                          "max_completion_length", "logging_steps", "save_steps", "dynamic_sampling_max_tries")},
+    "step_eval_samples": (lambda v: v >= 0, "an integer >= 0 (0: greedy only)"),
     **{k: _ge1_or_none for k in ("generation_batch_size", "max_prompt_length", "save_total_limit", "eval_steps",
                                  "eval_max_examples")},
 }

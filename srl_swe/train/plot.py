@@ -9,7 +9,8 @@ from pathlib import Path
 # Panels worth reading first; any other numeric metric in the log follows.
 PREFERRED = ("reward", "reward_std", "rewards/srl_sequence_matcher/mean", "rewards/format_violation/mean",
              "rewards/math_answer/mean", "dynamic_sampling/filtered_fraction", "kl", "loss", "learning_rate",
-             "eval_reward", "eval_loss")
+             "eval_reward", "eval_loss", "completions/mean_length", "entropy", "grad_norm", "step_time")
+MAX_PANELS = 12
 SKIP = {"step", "epoch", "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second"}
 
 
@@ -34,7 +35,9 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     run_dir = Path(run_dir)
     series = read_metrics(run_dir)
-    keys = [k for k in PREFERRED if k in series] + sorted(k for k in series if k not in PREFERRED)
+    # The metrics that say whether SRL learns come first; a flat series of anything else says nothing.
+    others = sorted(k for k in series if k not in PREFERRED and len({v for _, v in series[k]}) > 1)
+    keys = ([k for k in PREFERRED if k in series] + others)[:MAX_PANELS]
     if not keys:
         raise ValueError(f"{run_dir / 'metrics.jsonl'} has no numeric metrics yet")
     cols = min(3, len(keys))
@@ -49,7 +52,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     fig.suptitle(run_dir.name)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     out = Path(out) if out else run_dir / "metrics.png"
     fig.savefig(out, dpi=110)
     plt.close(fig)

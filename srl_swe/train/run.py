@@ -46,17 +46,20 @@ class RunLog(TrainerCallback):
 class FormatRate:
     """Logs the share of completions that break the action format (scored −1) as a reward-shaped metric.
 
-    Returned values are NaN so it never enters the advantage (TRL ignores all-NaN reward columns'
-    contribution through nansum); TRL logs its mean under ``rewards/format_violation/mean``.
+    It is passed with reward weight 0, so it never enters the advantage; TRL logs its mean under
+    ``rewards/format_violation/mean``.
     """
 
     __name__ = "format_violation"
+
+    def __init__(self, require_think: bool = True):
+        self.require_think = require_think
 
     def __call__(self, prompts=None, completions=(), expert_action=(), syntax=None, **_):
         from srl_swe.rewards import completion_text
 
         syntaxes = syntax or ["xml"] * len(completions)
-        return [float(not score_output(completion_text(c), e, s).valid)
+        return [float(not score_output(completion_text(c), e, s, require_think=self.require_think).valid)
                 for c, e, s in zip(completions, expert_action, syntaxes, strict=True)]
 
 
@@ -116,7 +119,8 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
                           processing_class=tokenizer, callbacks=callbacks)
     if mode == "srl":
         # The format-violation column carries weight 0: logged, never part of the advantage.
-        reward_funcs, weights = [SRLReward(), FormatRate()], [1.0, 0.0]
+        reward_funcs = [SRLReward(require_think=cfg.require_think), FormatRate(cfg.require_think)]
+        weights = [1.0, 0.0]
     else:
         reward_funcs, weights = [OUTCOME_REWARDS[cfg.reward]()], [1.0]
     args = GRPOConfig(**kw, reward_weights=weights, scale_rewards="group", log_completions=False)
@@ -152,16 +156,40 @@ def train_stage(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path, res
     return _save_final(trainer, run_dir)
 
 
+def step_eval(cfg: TrainConfig, model_spec: str, out_dir: Path) -> dict[str, Any]:
+    """Held-out step reward and format-violation rate of ``model_spec`` (greedy + sampled), as `eval steps`."""
+    from srl_swe.eval.generation import TransformersGenerator
+    from srl_swe.eval.steps import evaluate_steps
+    from srl_swe.train.data import held_out_steps
+
+    rows = held_out_steps(cfg)[: cfg.eval_max_examples or None]
+    gen = TransformersGenerator.from_spec(model_spec, batch_size=16, dtype=cfg.dtype)
+    return evaluate_steps(gen, rows, n=cfg.step_eval_samples, temperature=cfg.temperature,
+                          max_new_tokens=cfg.max_completion_length, seed=cfg.seed, out_dir=out_dir,
+                          require_think=cfg.require_think)
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Run the configured mode; returns where the final model is. The resolved config is kept in the run dir."""
     run_dir = Path(cfg.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.dump_yaml(run_dir / "config.yaml")
     if cfg.mode == "srl_then_rlvr":
-        start = Path(cfg.init_checkpoint) if cfg.init_checkpoint else best_checkpoint(Path(cfg.srl_output_dir))
-        final = train_stage(cfg, "rlvr", str(start), run_dir, resume)
+        start = str(cfg.init_checkpoint) if cfg.init_checkpoint else str(best_checkpoint(Path(cfg.srl_output_dir)))
     else:
-        final = train_stage(cfg, cfg.mode, cfg.init_checkpoint or cfg.model, run_dir, resume)
-    summary = {"mode": cfg.mode, "final_model": str(final), "run_dir": str(run_dir)}
+        start = cfg.init_checkpoint or cfg.model
+    measure = cfg.step_eval and cfg.has_eval
+    before = step_eval(cfg, start, run_dir / "step_eval_before") if measure and not resume else None
+    final = train_stage(cfg, "rlvr" if cfg.mode == "srl_then_rlvr" else cfg.mode, start, run_dir, resume)
+    summary: dict[str, Any] = {"mode": cfg.mode, "final_model": str(final), "run_dir": str(run_dir)}
+    if measure:
+        after = step_eval(cfg, str(final), run_dir / "step_eval_after")
+        summary["held_out_step_reward"] = {
+            "before": before and before["greedy"]["mean_reward"], "after": after["greedy"]["mean_reward"],
+            "before_sampled": before and before["sampled"] and before["sampled"]["mean_reward"],
+            "after_sampled": after["sampled"] and after["sampled"]["mean_reward"],
+            "format_violation_before": before and before["greedy"]["format_violation_rate"],
+            "format_violation_after": after["greedy"]["format_violation_rate"],
+        }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
