@@ -124,6 +124,10 @@ GENERATORS: dict[str, type] = {"transformers": TransformersGenerator}
 
 
 def make_generator(backend: str, spec: str, **kwargs: Any) -> Generator:
+    if backend == "vllm" and "vllm" not in GENERATORS:  # imported on demand: vLLM is heavy and optional
+        from srl_swe.eval.vllm_gen import VLLMGenerator
+
+        GENERATORS["vllm"] = VLLMGenerator
     if backend not in GENERATORS:
         raise ValueError(f"unknown generation backend {backend!r}; known: {', '.join(sorted(GENERATORS))}")
     return GENERATORS[backend].from_spec(spec, **kwargs)

