@@ -122,3 +122,20 @@ def test_bad_config_fails_before_any_model_loads(tmp_path: Path):
     out = subprocess.run([sys.executable, "-c", code, str(TINY_CFG)], capture_output=True, text=True)
     assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
     assert "num_generations" in out.stderr and "whole groups" in out.stderr
+
+
+@pytest.mark.slow
+def test_srl_then_rlvr_starts_from_srl_checkpoint(tiny: Path, tmp_path: Path):
+    # require_think=false: a random model never writes <think>, and flat -1 rewards would leave SRL's weights as is
+    srl = train(load_config(TINY_CFG, [f"model={tiny}", f"output_dir={tmp_path / 'srl'}", "eval_fraction=0.0",
+                                       "eval_steps=null", "require_think=false"]))
+    start = best_checkpoint(Path(srl["run_dir"]))
+    cfg = load_config(TINY_CFG, [f"model={tiny}", f"output_dir={tmp_path / 'rlvr'}", "mode=srl_then_rlvr",
+                                 f"srl_output_dir={srl['run_dir']}", "eval_fraction=0.0", "eval_steps=null"])
+    summary = train(cfg)
+    logs = metrics(Path(summary["run_dir"]))
+    assert any("rewards/math_answer/mean" in r for r in logs)
+    # the RLVR stage starts from SRL's checkpoint, whose weights differ from the base model's
+    assert summary["start_model"] == str(start)
+    before, srl_weights = weights(tiny), weights(start)
+    assert any(not (before[k] == srl_weights[k]).all() for k in before)

@@ -181,7 +181,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     measure = cfg.step_eval and cfg.has_eval
     before = step_eval(cfg, start, run_dir / "step_eval_before") if measure and not resume else None
     final = train_stage(cfg, "rlvr" if cfg.mode == "srl_then_rlvr" else cfg.mode, start, run_dir, resume)
-    summary: dict[str, Any] = {"mode": cfg.mode, "final_model": str(final), "run_dir": str(run_dir)}
+    summary: dict[str, Any] = {"mode": cfg.mode, "start_model": str(start), "final_model": str(final),
+                               "run_dir": str(run_dir)}
     if measure:
         after = step_eval(cfg, str(final), run_dir / "step_eval_after")
         summary["held_out_step_reward"] = {
