@@ -22,6 +22,8 @@ from srl_swe.actions import get_syntax
 from srl_swe.schema import ToolCall, Trajectory
 
 Message = tuple[str, str]  # (role, content); frozen-friendly, see StepExample.chat()
+# The paper's context per task: issue + last 2 action/observation pairs for SWE, every previous step for math.
+DEFAULT_WINDOW: dict[str, int | None] = {"swe": 2, "math": None}
 ASSISTANT_OPEN = "<|im_start|>assistant\n"
 TURN_CACHE_SIZE = 4096  # trajectories whose rendered turns are kept
 

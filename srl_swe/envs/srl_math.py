@@ -6,6 +6,7 @@ from pathlib import Path
 
 from srl_swe.envs.base import StepImitationEnv
 from srl_swe.paths import bundled
+from srl_swe.steps import DEFAULT_WINDOW
 
 
 class SRLMathEnv(StepImitationEnv):
@@ -49,7 +50,7 @@ class SRLMathEnv(StepImitationEnv):
 
     kind = "math"
     default_syntax = "text"
-    default_window = None
+    default_window = DEFAULT_WINDOW["math"]
 
     def _default_data(self) -> Path:
         return bundled("math")

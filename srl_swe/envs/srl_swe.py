@@ -6,6 +6,7 @@ from pathlib import Path
 
 from srl_swe.envs.base import StepImitationEnv
 from srl_swe.paths import bundled
+from srl_swe.steps import DEFAULT_WINDOW
 
 
 class SRLSWEEnv(StepImitationEnv):
@@ -63,7 +64,7 @@ class SRLSWEEnv(StepImitationEnv):
 
     kind = "swe"
     default_syntax = "xml"
-    default_window = 2
+    default_window = DEFAULT_WINDOW["swe"]
 
     def _default_data(self) -> Path:
         return bundled("swe")

@@ -62,10 +62,10 @@ def rows_from_path(path: str | Path) -> list[dict[str, Any]]:
         import datasets
 
         return list(datasets.load_from_disk(str(p)))
-    from srl_swe.steps import StepConfig
+    from srl_swe.steps import DEFAULT_WINDOW, StepConfig
     from srl_swe.train.data import step_rows
     from srl_swe.trajectories import load_trajectories
 
     trajs = load_trajectories(p, keep="all").trajectories
-    syntax = "text" if trajs and trajs[0].kind == "math" else "xml"
-    return step_rows(trajs, StepConfig(syntax=syntax, window=2 if syntax == "xml" else None))
+    kind = trajs[0].kind if trajs else "swe"
+    return step_rows(trajs, StepConfig(syntax="text" if kind == "math" else "xml", window=DEFAULT_WINDOW[kind]))

@@ -28,6 +28,7 @@ import yaml
 from srl_swe.actions import SYNTAXES
 from srl_swe.errors import SRLError
 from srl_swe.paths import shared_data_dir
+from srl_swe.steps import DEFAULT_WINDOW
 from srl_swe.trajectories import KEEP_CHOICES
 
 GRPO_MODES = ("srl", "rlvr", "srl_then_rlvr")
@@ -145,7 +146,7 @@ class TrainConfig:
     @property
     def step_window(self) -> int | None:
         """``window`` with ``"default"`` resolved: the paper's last 2 pairs for swe, the full prefix for math."""
-        return (2 if self.task == "swe" else None) if self.window == "default" else self.window  # type: ignore
+        return DEFAULT_WINDOW[self.task] if self.window == "default" else self.window  # type: ignore
 
     @property
     def has_eval(self) -> bool:
