@@ -39,3 +39,26 @@ def bundled_swe() -> Path:
 @pytest.fixture(scope="session")
 def bundled_math() -> Path:
     return REPO / "trajectories" / "math" / "bundled.jsonl"
+
+
+@pytest.fixture(scope="session")
+def local_tasks(shared_data: Path) -> Path:
+    """The two real marshmallow bug fixes (instance.json, gold.patch, test.patch per task)."""
+    return shared_data / "local_tasks"
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A live Docker client. Without a daemon the test skips with the reason, except under CI=true, where
+    .ci/run starts one and a missing daemon is a failure."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # no SDK, no socket, daemon down: all mean "no Docker here"
+        reason = f"no Docker daemon ({type(exc).__name__}: {exc}); start one with scripts/start_dockerd.sh"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return client

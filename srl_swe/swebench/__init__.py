@@ -1,0 +1,1 @@
+"""SWE-bench tasks: typed instances, task images, grading through the real harness."""
