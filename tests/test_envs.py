@@ -92,8 +92,11 @@ def test_step_mode_and_format_penalty():
     _obs, info = env.reset(options={"index": 9})
     i, k = env.unwrapped.index[9]
     assert (info["trajectory_index"], info["step_index"]) == (i, k)
-    _obs2, reward, terminated, _truncated, info2 = env.step("I would run ls")
+    obs2, reward, terminated, _truncated, info2 = env.step("I would run ls")
     assert reward == -1.0 and terminated and info2["format_error"] and "<think>" in info2["score"]["reason"]
+    # One decision per episode: the final observation is the prompt the action answered (equal, not shared).
+    assert obs2 == _obs and obs2["messages"][0] is not _obs["messages"][0]
+    assert info2["step_index"] == k + 1 and info2["expert_action"] == env.unwrapped.builder.target(i, k)
     with pytest.raises(IndexError, match=r"indices 0\.\.33"):
         env.reset(options={"index": 34})
 

@@ -77,6 +77,7 @@ class StepImitationEnv(gym.Env[dict, str]):
         self._done = True
         self._obs_cache: OrderedDict[tuple[int, int], tuple[str, tuple[Message, ...]]] = OrderedDict()
         self._last: Score | None = None  # the score of the latest step, None right after reset
+        self._info_of, self._info_base = -1, {}
 
     # -- data -------------------------------------------------------------------------------------
     def _default_data(self) -> Path:
@@ -125,7 +126,13 @@ class StepImitationEnv(gym.Env[dict, str]):
         score = score_output(action, expert, self.builder.syntax_of(i), self.metric, self.require_think)
         self._last = score
         self._step = k + 1  # follow the expert's path whatever the agent did
-        terminated = self._done = self.mode == "step" or self._step >= len(self.trajectories[i].steps)
+        if self.mode == "step":
+            # One decision per episode (a contextual bandit): nothing follows the action, so the final
+            # observation is the prompt it answered (already built by reset) rather than a prefix nobody
+            # reads; GRPO steps G rollouts per example and discards it. info still names the expert action.
+            self._done = True
+            return self._obs(i, k), score.reward, True, False, self._info()
+        terminated = self._done = self._step >= len(self.trajectories[i].steps)
         return self._obs(i, self._step), score.reward, terminated, False, self._info()
 
     def render(self) -> str | None:
@@ -157,15 +164,13 @@ class StepImitationEnv(gym.Env[dict, str]):
         return {"prompt": prompt, "messages": chat}
 
     def _info(self) -> dict[str, Any]:
-        t = self.trajectories[self._traj]
-        info: dict[str, Any] = {
-            "task_id": t.id,
-            "trajectory_index": self._traj,
-            "step_index": self._step,
-            "num_steps": len(t.steps),
-            "source_format": t.source_format,
-            "syntax": self.builder.syntax_of(self._traj),
-        }
+        if self._info_of != self._traj:  # the per-trajectory part, built once per episode
+            t = self.trajectories[self._traj]
+            self._info_of, self._info_base = self._traj, {
+                "task_id": t.id, "trajectory_index": self._traj, "step_index": 0, "num_steps": len(t.steps),
+                "source_format": t.source_format, "syntax": self.builder.syntax_of(self._traj)}
+        info = self._info_base.copy()
+        info["step_index"] = self._step
         if self._last is not None:  # after a step: what the action was scored against, and how
             info["expert_action"] = self._last.expert
             info["format_error"] = not self._last.valid

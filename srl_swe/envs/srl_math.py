@@ -33,7 +33,8 @@ class SRLMathEnv(StepImitationEnv):
     ``options={"index": i}``.
 
     ## Episode End
-    Terminates after the last expert step (trajectory mode) or after one step (step mode).
+    Terminates after the last expert step (trajectory mode) or after one step (step mode, whose final
+    observation is the prompt the step answered, as in SRL-SWE-v0).
 
     ## Arguments
     ``data`` (default: the bundled problems), ``mode``, ``window`` (default ``None`` = all previous

@@ -43,7 +43,9 @@ class SRLSWEEnv(StepImitationEnv):
 
     ## Episode End
     Terminates after the expert's last action (trajectory mode) or after one action (step mode, so a
-    GRPO learner can sample G actions for the same observation). Never truncates.
+    GRPO learner can sample G actions for the same observation). Never truncates. In step mode the
+    episode is a single decision, so the final observation is the prompt the action answered (the expert's
+    action is in ``info``); in trajectory mode it is the expert prefix through the last step.
 
     ## Arguments
     ``data`` (file, folder or list of ``Trajectory``; default: the bundled trajectories), ``mode``,
