@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Make sure a Docker daemon answers (the docker runtime, the SWE-bench harness and CI need one).
+# Idempotent: if `docker info` already works, do nothing. Otherwise install docker.io + debootstrap when
+# missing (needs root and a Debian/Ubuntu apt mirror) and start dockerd in the background with its own
+# data/exec roots under $SRL_SWE_DOCKER_ROOT (default /var/lib/srl-swe-docker), then wait for it.
+#
+# The daemon runs without iptables and without the default bridge: containers get loopback only unless
+# started with the host network, which is what sandboxed evaluation wants, and it works on hosts (VMs,
+# CI containers) where iptables/bridges are unavailable. Stop it with: kill "$(cat "$ROOT/dockerd.pid")".
+set -euo pipefail
+
+ROOT="${SRL_SWE_DOCKER_ROOT:-/var/lib/srl-swe-docker}"
+WAIT="${SRL_SWE_DOCKERD_WAIT:-60}"
+# overlay2 is fast; vfs works where overlay mounts are not allowed (e.g. nested in some CI containers).
+STORAGE="${SRL_SWE_DOCKER_STORAGE:-overlay2}"
+
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    echo "start_dockerd: a Docker daemon already answers; nothing to do"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "start_dockerd: no Docker daemon answers and starting one needs root; rerun with sudo," >&2
+    echo "  or use the local runtime (--runtime local)" >&2
+    exit 1
+fi
+
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "start_dockerd: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Listen where the clients will look: $DOCKER_HOST when it names a unix socket, else the default socket.
+host_args=()
+case "${DOCKER_HOST:-}" in unix://*) host_args=(-H "$DOCKER_HOST") ;; esac
+
+mkdir -p "$ROOT/data" "$ROOT/exec"
+PIDFILE="$ROOT/dockerd.pid"
+LOG="$ROOT/dockerd.log"
+
+# A daemon of ours may be running but not answering yet (e.g. a previous call timed out while starting).
+if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    echo "start_dockerd: dockerd (pid $(cat "$PIDFILE")) is already starting; waiting for it"
+else
+    rm -f "$PIDFILE"
+    echo "start_dockerd: starting dockerd (log: $LOG)"
+    # setsid + nohup: the daemon must outlive this script and its session (CI steps, ssh logouts).
+    setsid nohup dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver="$STORAGE" \
+        --data-root="$ROOT/data" --exec-root="$ROOT/exec" --pidfile="$PIDFILE" "${host_args[@]}" \
+        >>"$LOG" 2>&1 </dev/null &
+fi
+
+for _ in $(seq "$WAIT"); do
+    if docker info >/dev/null 2>&1; then
+        echo "start_dockerd: Docker daemon is up"
+        exit 0
+    fi
+    sleep 1
+done
+echo "start_dockerd: dockerd did not answer within ${WAIT}s; last lines of $LOG:" >&2
+tail -n 20 "$LOG" >&2 || true
+exit 1

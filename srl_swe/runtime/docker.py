@@ -1,0 +1,330 @@
+"""The ``docker`` runtime: one container per task, commands through the Docker SDK's exec API.
+
+Containment: no network by default (``network_mode="none"``), memory (no extra swap), CPU and process-count
+limits, a per-command timeout enforced twice (coreutils ``timeout`` inside, a deadline on the output stream
+outside, since background children can keep the stream open), and after a timeout every process the
+command started is killed (``kill -9 -1`` from a fresh exec: all but PID 1 of the container's PID
+namespace; if the container cannot even fork, e.g. a fork bomb at the pids limit, it is restarted, which
+keeps its filesystem). PID 1 is a small bash loop rather than ``sleep``: as the namespace's init it must
+reap orphaned children, or killed processes would stay zombies and use up the pids limit.
+
+Containers carry the label ``srl-swe=1`` (and the owning host:pid) and are removed on ``close()``, when a
+``with`` block is left (normally, on error or on Ctrl-C), at interpreter exit and on SIGTERM;
+:func:`cleanup_stale` removes the ones left by processes that died harder (SIGKILL, power loss).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import queue
+import shlex
+import tarfile
+import threading
+import time
+import uuid
+from io import BytesIO
+
+from srl_swe.runtime import DEFAULT_MAX_OUTPUT, OutputBuffer
+from srl_swe.runtime.base import DEFAULT_TIMEOUT, REPO_DIR, CommandResult, RuntimeError_
+from srl_swe.runtime.images import (
+    LABEL,
+    OWNER_LABEL,
+    cleanup_stale,
+    close_all,
+    docker_client,
+    owner_label,
+    register,
+    unregister,
+)
+
+# cleanup_stale/close_all live with the daemon code in images.py; re-exported for callers of this module.
+__all__ = ["DockerRuntime", "cleanup_stale", "close_all"]
+
+# PID 1: exits on SIGTERM (fast `docker stop`), reaps every orphan (bash's SIGCHLD handler waits for any pid).
+_INIT = 'trap "exit 0" TERM; while :; do sleep 86400 & wait; done'
+# Inside the command's exec: one merged stream (true interleaving), then coreutils timeout (SIGTERM, then
+# SIGKILL 1 s later) around the user's command. "$0"/"$1" avoid any quoting of the command.
+_WRAP = 'exec 2>&1; exec timeout -k 1 "$0" bash -c "$1"'
+# Kill all but PID 1 and check that only init (+ its sleep) and this shell remain; retry a few times since
+# a fork bomb can fork while kill(-1) walks the process list.
+_KILL_ALL = (
+    'for i in 1 2 3 4 5; do kill -9 -1 2>/dev/null; n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; '
+    '[ "$n" -le 3 ] && exit 0; sleep 0.1; done; exit 1'
+)
+_COUNT = 'n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n'
+_EXIT_POLL = 0.5  # how often to ask the daemon whether the command exited while its stream stays open
+_DRAIN = 0.2  # after the command exited, how long to still collect output its background children write
+_TIMEOUT_CODES = (124, 137)  # coreutils timeout: timed out (TERM worked) / killed by the follow-up KILL
+
+
+class DockerRuntime:
+    """A container from ``image`` with the repository at ``/testbed``; see the module docstring.
+
+    ``network``: False = no network; True = the daemon's ``bridge`` network, or ``host`` when the daemon
+    has no bridge (dockerd ``--bridge=none``, as scripts/start_dockerd.sh starts it); a string = that
+    network mode (host networking is not isolated: opt in only for steps that must install packages).
+    ``memory`` is a Docker size ("2g"), ``cpus`` a CPU count, ``max_output`` bytes kept per command (head
+    and tail). One command at a time: a timeout kills every process in the container, including
+    background processes started by earlier commands."""
+
+    name = "docker"
+
+    def __init__(self, image: str, *, memory: str = "2g", cpus: float = 1.0, pids_limit: int = 512,
+                 network: bool | str = False, timeout: float = DEFAULT_TIMEOUT, env: dict[str, str] | None = None,
+                 client=None, max_output: int = DEFAULT_MAX_OUTPUT):
+        import docker.errors
+
+        self.client = client or docker_client()
+        self.image, self.timeout, self.max_output, self.pids_limit = image, timeout, max_output, pids_limit
+        self.container_name = f"srl-swe-{uuid.uuid4().hex[:12]}"
+        self.restarts = 0
+        self._closed = False
+        # Registered before the container exists: a Ctrl-C during creation still finds it by name.
+        register(self)
+        try:
+            # create + start, not run: a missing image is an error here, never an implicit registry pull.
+            container = self.client.containers.create(
+                # As entrypoint, so an image's own ENTRYPOINT cannot interfere (its CMD becomes a harmless $0).
+                image, entrypoint=["bash", "-c", _INIT], name=self.container_name, working_dir=REPO_DIR,
+                network_mode=self._network_mode(network), mem_limit=memory, memswap_limit=memory,
+                nano_cpus=int(cpus * 1e9), pids_limit=pids_limit, environment=env or {},
+                labels={LABEL: "1", OWNER_LABEL: owner_label()},
+            )
+            container.start()
+        except docker.errors.ImageNotFound:
+            self.close()
+            raise RuntimeError_(
+                f"Docker image {image!r} not found locally; build it first (srl_swe.swebench.images.ensure_image "
+                f"for a task, srl_swe.runtime.images.ensure_base_image for the base) or `docker pull {image}`"
+            ) from None
+        except docker.errors.APIError as exc:
+            self.close()
+            raise RuntimeError_(f"could not start a container from {image!r}: {exc}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _network_mode(self, network: bool | str) -> str:
+        if isinstance(network, str):
+            return network
+        if not network:
+            return "none"
+        return "bridge" if self.client.networks.list(names=["bridge"]) else "host"
+
+    @property
+    def api(self):
+        return self.client.api
+
+    # -- commands ----------------------------------------------------------------------------------
+    def execute(self, command: str, timeout: float | None = None) -> CommandResult:
+        self._check_open()
+        timeout = self.timeout if timeout is None else float(timeout)
+        if timeout <= 0:  # coreutils `timeout 0` would mean "no timeout"
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        start = time.monotonic()
+        exec_id, stream = self._start_exec(["bash", "-c", _WRAP, f"{timeout:g}", command])
+        buf = OutputBuffer(self.max_output)
+        # The host-side deadline backs up the inner `timeout` (TERM at T, KILL at T+1).
+        finished, lingering = self._pump(exec_id, stream, buf, start + timeout + 1.5)
+        exit_code = self.api.exec_inspect(exec_id).get("ExitCode") if finished else None
+        elapsed = time.monotonic() - start
+        timed_out = not finished or (exit_code in _TIMEOUT_CODES and elapsed >= timeout)
+        if timed_out:
+            exit_code = None
+            self._kill_all()
+        elif lingering and self._runaway():  # (this check waits ~2-3 s: dockerd's grace for the open stream)
+            # The command returned but left so many processes (a fork bomb) that the container could no
+            # longer run the next step: treat it like a timeout.
+            self._kill_all()
+            buf.feed(b"\n[srl-swe: the command left processes filling the container's process limit; "
+                     b"all were killed]\n")
+        return CommandResult(output=buf.text(), exit_code=exit_code, timed_out=timed_out,
+                             duration=time.monotonic() - start)
+
+    def _start_exec(self, cmd: list[str], retry: bool = True):
+        import docker.errors
+
+        try:
+            exec_id = self.api.exec_create(self.container_name, cmd, workdir=REPO_DIR, stdout=True, stderr=True,
+                                           stdin=False, tty=False)["Id"]
+            return exec_id, self.api.exec_start(exec_id, stream=True, demux=False)
+        except docker.errors.NotFound:
+            raise RuntimeError_(f"container {self.container_name} is gone (removed from outside?)") from None
+        except docker.errors.APIError as exc:
+            if not retry:
+                raise RuntimeError_(f"could not run a command in {self.container_name}: {exc}") from None
+            # The container stopped or cannot fork: make it usable again and try once more.
+            self._restart()
+            return self._start_exec(cmd, retry=False)
+
+    def _pump(self, exec_id: str, stream, buf: OutputBuffer, deadline: float) -> tuple[bool, bool]:
+        """Collect output until the exec ends or ``deadline``. Returns (finished, lingering): lingering
+        means the command exited while background children still held its output stream open."""
+        chunks: queue.Queue = queue.Queue()
+
+        def reader() -> None:  # blocking reads in a thread, so the main thread can keep the deadline
+            try:
+                for chunk in stream:
+                    chunks.put(chunk)
+            except Exception:  # the stream is closed under us after a timeout; nothing to report
+                pass
+            chunks.put(None)
+
+        threading.Thread(target=reader, daemon=True, name=f"{self.container_name}-out").start()
+        drain_until, next_poll = None, time.monotonic() + _EXIT_POLL
+        try:
+            while True:
+                now = time.monotonic()
+                limit = deadline if drain_until is None else drain_until
+                if now >= limit:
+                    return drain_until is not None, drain_until is not None
+                try:
+                    wait = (min(limit, next_poll) if drain_until is None else limit) - now
+                    chunk = chunks.get(timeout=max(0.0, wait))
+                except queue.Empty:
+                    chunk = b""
+                if chunk is None:
+                    return True, False
+                buf.feed(chunk)
+                if drain_until is None and time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + _EXIT_POLL
+                    if not self.api.exec_inspect(exec_id).get("Running", True):
+                        drain_until = time.monotonic() + _DRAIN
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()  # unblocks the reader thread if children still hold the stream
+
+    def _run_quick(self, script: str, timeout: float = 10.0) -> tuple[int | None, str]:
+        """Run an internal helper script (no wrapping); (exit code, output), or (None, "") on failure."""
+        import docker.errors
+
+        try:
+            # workdir "/": helpers must work even when the command removed /testbed.
+            exec_id = self.api.exec_create(self.container_name, ["bash", "-c", script], stdout=True, stderr=True,
+                                           workdir="/")
+            stream = self.api.exec_start(exec_id["Id"], stream=True)
+        except docker.errors.APIError:
+            return None, ""
+        buf = OutputBuffer(65536)
+        finished, _ = self._pump(exec_id["Id"], stream, buf, time.monotonic() + timeout)
+        if not finished:
+            return None, buf.text()
+        return self.api.exec_inspect(exec_id["Id"]).get("ExitCode"), buf.text()
+
+    def _runaway(self) -> bool:
+        code, out = self._run_quick(_COUNT, timeout=5.0)
+        last = out.strip().rsplit("\n", 1)[-1]  # fork-retry complaints may precede the count
+        threshold = self.pids_limit // 2 if self.pids_limit and self.pids_limit > 0 else 10_000
+        return code != 0 or not last.isdigit() or int(last) > threshold
+
+    def _kill_all(self) -> None:
+        code, _ = self._run_quick(_KILL_ALL, timeout=10.0)
+        if code != 0:
+            self._restart()
+
+    def _restart(self) -> None:
+        """Kill every process (PID 1 included) and start the container again; files survive."""
+        import docker.errors
+
+        try:
+            self.api.restart(self.container_name, timeout=0)
+        except docker.errors.NotFound:
+            raise RuntimeError_(f"container {self.container_name} is gone (removed from outside?)") from None
+        except docker.errors.APIError as exc:
+            raise RuntimeError_(f"could not restart container {self.container_name}: {exc}") from None
+        self.restarts += 1
+
+    # -- files -------------------------------------------------------------------------------------
+    @staticmethod
+    def _abs(path: str) -> str:
+        return posixpath.normpath(posixpath.join(REPO_DIR, path))
+
+    def read_file(self, path: str) -> str:
+        self._check_open()
+        data = self._get_file(self._abs(path), path)
+        if data is None:  # a symlink: the archive holds the link itself, so fetch what it points to
+            code, out = self._run_quick(f"readlink -f -- {_q(self._abs(path))}", timeout=30.0)
+            data = self._get_file(out.strip(), path) if code == 0 and out.strip() else None
+            if data is None:
+                raise FileNotFoundError(f"{path}: a dangling or looping symlink in the container")
+        return data.decode("utf-8", errors="replace")
+
+    def _get_file(self, real: str, shown: str) -> bytes | None:
+        """The bytes of the regular file ``real``; None when it is a symlink."""
+        import docker.errors
+
+        try:
+            raw, _stat = self.api.get_archive(self.container_name, real)
+        except docker.errors.NotFound:
+            raise FileNotFoundError(f"{shown}: no such file in the container") from None
+        with tarfile.open(fileobj=BytesIO(b"".join(raw))) as tar:
+            member = tar.next()
+            if member is not None and member.issym():
+                return None
+            if member is None or member.isdir():
+                raise IsADirectoryError(f"{shown} is a directory, not a file")
+            fh = tar.extractfile(member)
+            if fh is None:
+                raise FileNotFoundError(f"{shown}: not a regular file")
+            return fh.read()
+
+    def write_file(self, path: str, content: str) -> None:
+        """Upload to a temporary name, then ``cat`` it over the target: an existing file keeps its mode,
+        owner and symlinks, as with an editor's save."""
+        import docker.errors
+
+        self._check_open()
+        target, data = self._abs(path), content.encode("utf-8", errors="surrogateescape")
+        tmp_name = f".srl-swe-upload-{uuid.uuid4().hex[:8]}"
+        info = tarfile.TarInfo(tmp_name)
+        info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+        blob = BytesIO()
+        with tarfile.open(fileobj=blob, mode="w") as tar:
+            tar.addfile(info, BytesIO(data))
+        try:
+            tmp_dir = "/tmp"
+            self.api.put_archive(self.container_name, tmp_dir, blob.getvalue())
+        except docker.errors.NotFound:  # no /tmp (someone deleted it): the root always exists
+            tmp_dir = "/"
+            self.api.put_archive(self.container_name, tmp_dir, blob.getvalue())
+        tmp = posixpath.join(tmp_dir, tmp_name)
+        script = (f"mkdir -p -- {_q(posixpath.dirname(target))} && cat -- {_q(tmp)} > {_q(target)}; "
+                  f"rc=$?; rm -f -- {_q(tmp)}; exit $rc")
+        code, out = self._run_quick(script, timeout=60.0)
+        if code != 0:
+            raise OSError(f"could not write {path} in the container: {out.strip() or 'exit ' + str(code)}")
+
+    # -- lifetime ----------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError_("docker runtime is closed; create a new one")
+
+    def close(self) -> None:
+        """Force-remove the container (and its anonymous volumes); idempotent. Marked closed only once
+        removed, so an interrupted close is retried by the atexit/SIGTERM cleanup."""
+        if self._closed:
+            return
+        import docker.errors
+
+        try:
+            self.api.remove_container(self.container_name, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: a removal is already in progress (e.g. the SIGTERM cleanup)
+                raise
+        self._closed = True
+        unregister(self)
+
+    def __enter__(self) -> DockerRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DockerRuntime(image={self.image!r}, container={self.container_name!r})"
+
+
+_q = shlex.quote

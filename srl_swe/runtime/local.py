@@ -1,0 +1,178 @@
+"""The ``local`` runtime: a temporary copy of the repository and host subprocesses, for machines without Docker.
+
+What it does: copies ``repo_dir`` (including ``.git``) into a fresh temporary directory; runs each command
+with ``bash -c`` in that copy, in its own session, with ``os.environ`` plus the given ``env``; on a timeout
+SIGKILLs the command's whole process group; caps the output kept in memory; ``close()`` kills what the
+commands left running in their process groups and deletes the copy.
+
+Every trajectory and policy addresses the repository as ``/testbed`` (the SWE-bench convention). This
+runtime therefore rewrites the literal path prefix ``/testbed`` to the copy's directory in commands and
+file paths, and the copy's directory back to ``/testbed`` in command output, so ``pwd`` prints
+``/testbed``. The rewrite is textual: ``/testbed`` computed at run time (``echo /test""bed``) or
+written into files is not mapped.
+
+What it does NOT isolate -- use the ``docker`` runtime for untrusted or model-generated actions:
+
+- no filesystem isolation: commands run as the calling user on the host and can read, change or delete
+  anything that user can, outside the copy too (``rm -rf /`` is real, ``cd ..`` leaves the copy);
+- no network isolation: commands can open any connection the host can;
+- no process isolation: commands see and can signal the host's other processes; a child that starts
+  its own session (``setsid``, daemons) escapes the timeout and ``close()`` kills;
+- no resource limits: no memory, CPU or process-count limits (a fork bomb hits the host's limits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from srl_swe.runtime import DEFAULT_MAX_OUTPUT, OutputBuffer
+from srl_swe.runtime.base import DEFAULT_TIMEOUT, REPO_DIR, CommandResult, RuntimeError_
+
+# ``/testbed`` as a path of its own: not part of a longer name (``/testbed2``, ``/x/testbed``, ``~/testbed``).
+_REPO_RE = re.compile(r"(?<![\w.~/-])" + re.escape(REPO_DIR) + r"(?![\w.-])")
+# After the command itself exits, how long to keep reading output its background children still write.
+_DRAIN_SECONDS = 0.2
+
+
+class LocalRuntime:
+    """A repository copy in a temporary directory; see the module docstring for what is not isolated."""
+
+    name = "local"
+
+    def __init__(self, repo_dir: str | os.PathLike, *, env: dict[str, str] | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, max_output: int = DEFAULT_MAX_OUTPUT):
+        src = Path(repo_dir)
+        if not src.is_dir():
+            raise RuntimeError_(f"local runtime: repository folder {src} does not exist")
+        self.timeout = timeout
+        self.max_output = max_output
+        self.env = {**os.environ, **(env or {})}
+        self._tmp = Path(tempfile.mkdtemp(prefix="srl-swe-local-"))
+        self.root = self._tmp / "testbed"
+        self._pgids: set[int] = set()
+        try:
+            shutil.copytree(src, self.root, symlinks=True)
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+        self.env["PWD"] = str(self.root)
+        # Output may name the copy by its resolved path too (e.g. /tmp being a symlink).
+        self._roots = sorted({str(self.root), os.path.realpath(self.root)}, key=len, reverse=True)
+
+    # -- path mapping ------------------------------------------------------------------------------
+    def to_host(self, text: str) -> str:
+        """Rewrite ``/testbed`` in a command or path to the copy's directory."""
+        return _REPO_RE.sub(lambda _m: str(self.root), text)
+
+    def from_host(self, text: str) -> str:
+        """Rewrite the copy's directory in output back to ``/testbed``."""
+        for root in self._roots:
+            text = text.replace(root, REPO_DIR)
+        return text
+
+    def _path(self, path: str) -> Path:
+        self._check_open()
+        return self.root / Path(self.to_host(path))  # an absolute mapped path replaces the root
+
+    def _check_open(self) -> None:
+        if self._tmp is None:
+            raise RuntimeError_("local runtime is closed; create a new one")
+
+    # -- Runtime protocol --------------------------------------------------------------------------
+    def execute(self, command: str, timeout: float | None = None) -> CommandResult:
+        self._check_open()
+        timeout = self.timeout if timeout is None else float(timeout)
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            ["bash", "-c", self.to_host(command)], cwd=self.root, env=self.env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self._pgids.add(proc.pid)  # the new session's process group id is the leader's pid
+        buf = OutputBuffer(self.max_output)
+        timed_out = False
+        try:
+            timed_out = self._pump(proc, buf, start + timeout)
+        finally:
+            if timed_out or proc.poll() is None:
+                self._kill_group(proc.pid)
+            proc.stdout.close()
+            proc.wait()
+        return CommandResult(
+            output=self.from_host(buf.text()), exit_code=None if timed_out else proc.returncode,
+            timed_out=timed_out, duration=time.monotonic() - start,
+        )
+
+    def _pump(self, proc: subprocess.Popen, buf: OutputBuffer, deadline: float) -> bool:
+        """Read output until the command exits (plus a short drain) or the deadline; True on timeout."""
+        fd = proc.stdout.fileno()
+        drain_until = None
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                now = time.monotonic()
+                if drain_until is None:
+                    if proc.poll() is not None:
+                        # The command exited; background children may hold the pipe open: do not wait
+                        # for them, only collect what is already written.
+                        drain_until = now + _DRAIN_SECONDS
+                    elif now >= deadline:
+                        return True
+                limit = deadline if drain_until is None else drain_until
+                if now >= limit:
+                    return False
+                if sel.select(timeout=min(0.5, limit - now)):
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        return False
+                    buf.feed(chunk)
+
+    def _kill_group(self, pgid: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+    def read_file(self, path: str) -> str:
+        host = self._path(path)
+        if not host.exists():
+            raise FileNotFoundError(f"{path}: no such file in the local runtime")
+        if host.is_dir():
+            raise IsADirectoryError(f"{path} is a directory, not a file")
+        return host.read_bytes().decode("utf-8", errors="replace")
+
+    def write_file(self, path: str, content: str) -> None:
+        host = self._path(path)
+        host.parent.mkdir(parents=True, exist_ok=True)
+        host.write_bytes(content.encode("utf-8", errors="surrogateescape"))
+
+    def close(self) -> None:
+        if self._tmp is None:
+            return
+        for pgid in self._pgids:
+            self._kill_group(pgid)
+        self._pgids.clear()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        self._tmp = None
+
+    def __enter__(self) -> LocalRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A forgotten runtime must not leave its copy in /tmp; close() is idempotent.
+        if getattr(self, "_tmp", None) is not None:
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"LocalRuntime(root={self.root})"

@@ -1,0 +1,146 @@
+"""The local runtime on a real git repository: commands, /testbed mapping, files, timeouts, cleanup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from srl_swe.runtime import RUNTIMES, OutputBuffer, UnknownRuntimeError, make_runtime
+from srl_swe.runtime.base import REPO_DIR, Runtime, RuntimeError_
+from srl_swe.runtime.local import LocalRuntime
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A small committed git repository."""
+    src = tmp_path / "src"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "mod.py").write_text("def f():\n    return 1\n")
+    (src / "README.md").write_text("hello\n")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@x"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "base"]):
+        subprocess.run(cmd, cwd=src, check=True, env=env)
+    return src
+
+
+@pytest.fixture
+def rt(repo: Path):
+    with LocalRuntime(repo, timeout=10) as runtime:
+        yield runtime
+
+
+def test_protocol_and_factory(repo: Path):
+    with make_runtime("local", repo_dir=repo) as runtime:
+        assert isinstance(runtime, Runtime)
+        assert runtime.name == "local"
+    assert set(RUNTIMES) == {"docker", "local"}
+    with pytest.raises(UnknownRuntimeError, match="docker, local"):
+        make_runtime("podman")
+    with pytest.raises(RuntimeError_, match="repo_dir= or a SWE-bench instance"):
+        make_runtime("local")
+
+
+def test_execute_output_exit_code_and_testbed_mapping(rt: LocalRuntime, repo: Path):
+    r = rt.execute("pwd; echo out; echo err >&2; exit 3")
+    assert r.output == "/testbed\nout\nerr\n"
+    assert r.exit_code == 3 and not r.timed_out and not r.ok
+    # /testbed in commands addresses the copy, and the copy's path never leaks into output.
+    r = rt.execute("cat /testbed/README.md && cd /testbed/pkg && pwd && python3 -c 'import os; print(os.getcwd())'")
+    assert r.output == "hello\n/testbed/pkg\n/testbed/pkg\n" and r.ok
+    assert str(rt.root) not in rt.execute("ls -d $PWD").output
+    # The copy is a real git repository (.git copied), independent of the source.
+    rt.execute("echo changed > README.md")
+    assert rt.execute("git status --short").output == " M README.md\n"
+    assert (repo / "README.md").read_text() == "hello\n"
+
+
+def test_env_is_added_to_os_environ(repo: Path):
+    with LocalRuntime(repo, env={"SRL_TEST_VAR": "xyz"}) as runtime:
+        assert runtime.execute("echo $SRL_TEST_VAR; test -n \"$PATH\" && echo has-path").output == "xyz\nhas-path\n"
+
+
+def test_files_round_trip_and_missing(rt: LocalRuntime):
+    text = "naïve — 日本語 ✓\nline2\n"
+    rt.write_file("new/deep/dir/file.txt", text)
+    assert rt.read_file("/testbed/new/deep/dir/file.txt") == text
+    assert rt.execute("cat new/deep/dir/file.txt").output == text
+    rt.write_file("/testbed/pkg/mod.py", "def f():\n    return 2\n")
+    assert "+    return 2" in rt.execute("git diff").output
+    with pytest.raises(FileNotFoundError, match=r"nope/missing\.py"):
+        rt.read_file("nope/missing.py")
+    with pytest.raises(IsADirectoryError):
+        rt.read_file("pkg")
+
+
+def test_timeout_kills_process_group_and_next_command_works(rt: LocalRuntime, tmp_path: Path):
+    marker = tmp_path / "late"
+    start = time.monotonic()
+    # A background child in the same group would write the marker after 1.5 s if it survived the kill.
+    r = rt.execute(f"(sleep 1.5; touch {marker}) & sleep 100", timeout=0.5)
+    took = time.monotonic() - start
+    assert r.timed_out and r.exit_code is None and not r.ok
+    assert took < 1.5
+    assert rt.execute("echo next").output == "next\n"
+    time.sleep(1.5)
+    assert not marker.exists()
+
+
+def test_background_child_holding_output_does_not_block(rt: LocalRuntime):
+    start = time.monotonic()
+    r = rt.execute("sleep 30 & echo started", timeout=20)
+    assert r.output == "started\n" and r.exit_code == 0 and not r.timed_out
+    assert time.monotonic() - start < 3
+
+
+def test_output_cap_keeps_head_and_tail(repo: Path):
+    with LocalRuntime(repo, max_output=1000) as runtime:
+        r = runtime.execute("echo START; head -c 5000000 /dev/zero | tr '\\0' x; echo; echo END")
+        assert r.output.startswith("START\nxxx") and r.output.endswith("xxx\nEND\n")
+        assert "bytes of output omitted" in r.output
+        assert len(r.output) < 1200
+        assert r.exit_code == 0
+
+
+def test_close_removes_copy_and_is_idempotent(repo: Path):
+    runtime = LocalRuntime(repo)
+    root = runtime.root
+    assert (root / ".git").is_dir()
+    runtime.close()
+    runtime.close()
+    assert not root.exists()
+    with pytest.raises(RuntimeError_, match="closed"):
+        runtime.execute("true")
+
+
+def test_with_block_removes_copy_on_exception(repo: Path):
+    with pytest.raises(ZeroDivisionError), LocalRuntime(repo) as runtime:
+        root = runtime.root
+        runtime.execute("true")
+        1 / 0  # noqa: B018
+    assert not root.exists()
+
+
+def test_missing_repo_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(RuntimeError_, match="does not exist"):
+        LocalRuntime(tmp_path / "nowhere")
+
+
+def test_testbed_mapping_leaves_longer_names_alone(rt: LocalRuntime):
+    assert rt.to_host("cd /testbed && ls /testbed/pkg") == f"cd {rt.root} && ls {rt.root}/pkg"
+    assert rt.to_host("/testbed2 /x/testbed ~/testbed") == "/testbed2 /x/testbed ~/testbed"
+    assert rt.from_host(f"{rt.root}/pkg/mod.py:1") == f"{REPO_DIR}/pkg/mod.py:1"
+
+
+def test_output_buffer_head_tail_and_marker():
+    buf = OutputBuffer(10)
+    for piece in (b"0123", b"456789ab", b"cdef"):
+        buf.feed(piece)
+    assert buf.text() == "01234\n[... 6 bytes of output omitted (over the 10-byte cap) ...]\nbcdef"
+    small = OutputBuffer(10)
+    small.feed("é".encode() + b"\xff")
+    assert small.text() == "é\ufffd"
