@@ -5,7 +5,8 @@
   (same values, slower).
 * The bundled default trajectories live at the repository's top level (``trajectories/``, the product
   layout) and are copied into wheels as ``srl_swe/_bundled/trajectories``; an editable install reads
-  them in place (``srl_swe.paths.bundled_dir`` looks in both).
+  them in place (``srl_swe.paths.bundled_dir`` looks in both). The same goes for the task-image
+  Dockerfile template in ``docker/`` (``srl_swe/_bundled/docker``).
 """
 
 import shutil
@@ -26,6 +27,11 @@ class BuildPyWithBundledData(build_py):
                 dst = target / src.relative_to("trajectories")
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dst)
+        # The task-image Dockerfile template (top-level docker/), read by srl_swe.swebench.images.
+        for src in Path("docker").glob("*.template"):
+            dst = Path(self.build_lib) / "srl_swe" / "_bundled" / "docker" / src.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
 
 
 setup(

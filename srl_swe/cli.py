@@ -171,6 +171,12 @@ def cmd_eval_math(args: argparse.Namespace) -> int:
     return main_from_args(args)
 
 
+def cmd_eval_swebench(args: argparse.Namespace) -> int:
+    from srl_swe.eval.swebench import main_from_args
+
+    return main_from_args(args)
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from srl_swe.train.plot import plot_run
 
@@ -245,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     mt = ev.add_parser("math", help="math benchmarks: greedy accuracy and avg@k (math-verify)")
     add_cli_arguments(mt)
     mt.set_defaults(func=cmd_eval_math)
+    from srl_swe.eval.swebench import add_cli_arguments as add_swebench_arguments
+
+    sw = ev.add_parser("swebench", help="SWE-bench: predictions (agent or oracle-file) graded by the harness")
+    add_swebench_arguments(sw)
+    sw.set_defaults(func=cmd_eval_swebench)
 
     pl = sub.add_parser("plot", help="draw a run's metrics.jsonl to PNG")
     pl.add_argument("run_dir")

@@ -20,6 +20,7 @@ def test_wheel_contents(tmp_path: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "srl_swe/_bundled/trajectories/swe/bundled.jsonl" in names
     assert "srl_swe/_bundled/trajectories/math/bundled.jsonl" in names
+    assert "srl_swe/_bundled/docker/task.Dockerfile.template" in names
     assert any(n.startswith("srl_swe/_fastdiff") and n.endswith(".so") for n in names)
     assert "srl_swe/envs/srl_swe.py" in names and not any(n.startswith("tests/") for n in names)
     bundled = zipfile.ZipFile(wheel).read("srl_swe/_bundled/trajectories/swe/bundled.jsonl")

@@ -65,6 +65,8 @@ class LocalRuntime:
             shutil.rmtree(self._tmp, ignore_errors=True)
             raise
         self.env["PWD"] = str(self.root)
+        # Env values may name the repo as /testbed too (PYTHONPATH=/testbed/src), like an image's ENV.
+        self.env.update({k: v.replace(REPO_DIR, str(self.root)) for k, v in (env or {}).items() if REPO_DIR in v})
         # Output may name the copy by its resolved path too (e.g. /tmp being a symlink).
         self._roots = sorted({str(self.root), os.path.realpath(self.root)}, key=len, reverse=True)
 

@@ -1,0 +1,222 @@
+"""Grade patches: through the real swebench harness (Docker), or in any runtime with the harness's own logic.
+
+:func:`grade_with_harness` runs ``python -m swebench.harness.run_evaluation`` unchanged, in a subprocess,
+on a dataset file that :func:`~srl_swe.swebench.specs.harness_record` wrote, and reads the harness's
+``report.json`` files. Problems with single predictions never stop the run: they become per-instance
+results (``status="error"``, with the reason) while the others are graded. That includes what would make
+the harness itself abort the whole run (a prediction id that is not in the dataset) or stop an instance
+without a report (a patch that does not apply: the reason comes from its ``run_instance.log``).
+
+Resuming is the harness's: a rerun with the same ``run_id`` and ``workdir`` skips every instance that
+has a ``report.json`` and returns the same results. So a *changed* prediction under an old run id is not
+re-graded; use a new run id for new patches.
+
+:func:`grade_in_runtime` grades one patch in a fresh sandbox of any runtime (``local`` needs no Docker):
+the harness's patch-apply fallbacks, the harness's eval script, and swebench's own ``make_test_spec`` +
+``get_eval_report`` on the log, so the verdict follows the harness's rules.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from srl_swe.errors import SRLError
+from srl_swe.swebench.specs import harness_record
+
+STATUSES = ("resolved", "unresolved", "empty_patch", "error")
+RUN_LOGS = Path("logs") / "run_evaluation"  # the harness's RUN_EVALUATION_LOG_DIR, relative to its cwd
+APPLY_FAIL = ">>>>> Patch Apply Failed"
+APPLY_FAIL_WHY = "patch does not apply (git apply, --3way, --reject and patch --fuzz=5 all failed)"
+PATCH_PATH = "/testbed/.git/srl_swe_patch.diff"  # inside .git: invisible to git status/clean, gone with the sandbox
+
+
+@dataclass(frozen=True)
+class InstanceResult:
+    """One prediction's verdict. ``report`` is the harness's per-instance report (None when not graded)."""
+
+    instance_id: str
+    status: str
+    resolved: bool = False
+    error: str | None = None
+    report: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _error(iid: str, why: str) -> InstanceResult:
+    return InstanceResult(iid, "error", error=why)
+
+
+def _verdict(iid: str, report: dict[str, Any]) -> InstanceResult:
+    if report.get("infra_failure"):
+        return InstanceResult(iid, "error", error=f"infrastructure failure: {report.get('infra_failure_reason')}",
+                              report=report)
+    resolved = bool(report.get("resolved"))
+    return InstanceResult(iid, "resolved" if resolved else "unresolved", resolved=resolved, report=report)
+
+
+def _tail(text: str, lines: int = 12) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _why_no_report(log_dir: Path, harness_log: Path, exit_code: int) -> str:
+    """The reason an instance has no report.json, from its run_instance.log (else the harness's log)."""
+    log = log_dir / "run_instance.log"
+    if log.is_file():
+        text = log.read_text(errors="replace")
+        if APPLY_FAIL in text:
+            detail = text.rsplit(APPLY_FAIL, 1)[1].split("\n\n", 1)[0].strip(": \n")
+            return f"{APPLY_FAIL_WHY}: {_tail(detail, 6)}"
+        timed_out = re.findall(r"Test timed out after \d+ seconds", text)
+        if timed_out:
+            return timed_out[-1]
+        return f"the harness stopped this instance without a report; see {log}:\n{_tail(text)}"
+    text = harness_log.read_text(errors="replace") if harness_log.is_file() else ""
+    return f"the harness (exit {exit_code}) did not run this instance; see {harness_log}:\n{_tail(text)}"
+
+
+def _run_harness(dataset: Path, preds: Path, run_id: str, workdir: Path, max_workers: int, timeout: int,
+                 expected: list[Path]) -> tuple[int, Path]:
+    """Run the harness in a subprocess; a progress bar counts the report.json files as they appear."""
+    from tqdm import tqdm
+
+    log_path = workdir / f"{run_id}.harness.log"
+    cmd = [sys.executable, "-m", "swebench.harness.run_evaluation", "-d", str(dataset), "-s", "test", "-p", str(preds),
+           "-id", run_id, "--max_workers", str(max_workers), "--timeout", str(timeout), "--report_dir", "."]
+    with open(log_path, "w") as log, tqdm(total=len(expected), desc=f"harness {run_id}", unit="inst") as bar:
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        while True:
+            try:
+                proc.wait(timeout=0.25)  # returns as soon as the harness exits: no polling delay on the result
+                break
+            except subprocess.TimeoutExpired:
+                bar.update(sum(p.is_file() for p in expected) - bar.n)
+        bar.update(sum(p.is_file() for p in expected) - bar.n)
+    return proc.returncode, log_path
+
+
+def grade_with_harness(predictions: list[dict], instances: list, *, run_id: str, workdir: Path,
+                       max_workers: int = 1, timeout: int = 1800, client=None) -> dict[str, InstanceResult]:
+    """Grade ``predictions`` ({instance_id, model_name_or_path, model_patch}) against ``instances`` with the
+    real harness in ``workdir`` (its logs go to ``workdir/logs/run_evaluation/RUN_ID/``). Returns one
+    result per prediction, keyed by instance id, and writes them to ``workdir/RUN_ID.results.json``.
+    Only a missing Docker daemon raises (:class:`~srl_swe.runtime.base.DockerUnavailableError`)."""
+    from srl_swe.runtime.images import docker_client
+    from srl_swe.swebench.images import ensure_image
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", run_id):
+        raise ValueError(f"run_id {run_id!r}: use letters, digits, '_', '.', '-' (it is part of container names)")
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    by_id = {inst.instance_id: inst for inst in instances}
+    results: dict[str, InstanceResult] = {}
+    preds: dict[str, dict] = {}
+    order: dict[str, None] = {}  # result keys in prediction order
+    for n, pred in enumerate(predictions):
+        iid = pred.get("instance_id") if isinstance(pred, Mapping) else None
+        patch = pred.get("model_patch") if isinstance(pred, Mapping) else None
+        if not isinstance(iid, str) or not iid:
+            iid = f"<prediction {n}>"
+            results[iid] = _error(iid, "prediction has no instance_id")
+        elif iid not in by_id:
+            results[iid] = _error(iid, f"unknown instance id: not in the dataset ({len(by_id)} instances); left out "
+                                       "of the harness run, which would abort on it")
+        elif patch is not None and not isinstance(patch, str):
+            results[iid] = _error(iid, f"model_patch must be a string, got {type(patch).__name__}")
+            preds.pop(iid, None)
+        else:
+            preds[iid] = {"instance_id": iid, "model_name_or_path": str(pred.get("model_name_or_path") or "None"),
+                          "model_patch": patch or ""}
+            results.pop(iid, None)  # a later prediction for the same id replaces an earlier one, as in the harness
+        order[iid] = None
+
+    client = client or docker_client()  # one clear error when there is no daemon, rather than one per instance
+    records: dict[str, dict] = {}
+    for iid, pred in preds.items():
+        if not pred["model_patch"].strip():
+            results[iid] = InstanceResult(iid, "empty_patch")
+            continue
+        try:
+            records[iid] = harness_record(by_id[iid])
+            ensure_image(by_id[iid], client=client)
+        except (SRLError, OSError) as exc:
+            records.pop(iid, None)
+            results[iid] = _error(iid, str(exc))
+    if records:
+        dataset, preds_file = workdir / f"{run_id}.dataset.jsonl", workdir / f"{run_id}.predictions.jsonl"
+        dataset.write_text("".join(json.dumps(records[i]) + "\n" for i in records))
+        preds_file.write_text("".join(json.dumps(preds[i]) + "\n" for i in records))
+        log_dirs = {i: workdir / RUN_LOGS / run_id / preds[i]["model_name_or_path"].replace("/", "__") / i
+                    for i in records}
+        code, harness_log = _run_harness(dataset, preds_file, run_id, workdir, max_workers, timeout,
+                                         [d / "report.json" for d in log_dirs.values()])
+        for iid, log_dir in log_dirs.items():
+            report = log_dir / "report.json"
+            if report.is_file():
+                results[iid] = _verdict(iid, json.loads(report.read_text())[iid])
+            else:
+                results[iid] = _error(iid, _why_no_report(log_dir, harness_log, code))
+    ordered = {k: results[k] for k in order}
+    (workdir / f"{run_id}.results.json").write_text(json.dumps({k: r.to_dict() for k, r in ordered.items()}, indent=1))
+    return ordered
+
+
+def _apply_patch(runtime) -> tuple[bool, str]:
+    """Apply PATCH_PATH exactly as the harness does: its fallback chain from a clean tree each time, then
+    the check that the patch is already fully applied."""
+    from swebench.harness.run_evaluation import GIT_APPLY_CMDS
+
+    out = ""
+    for attempt, cmd in enumerate(GIT_APPLY_CMDS):
+        if attempt:
+            runtime.execute("git checkout -- . ; git clean -fd")
+        res = runtime.execute(f"{cmd} {PATCH_PATH}")
+        if res.ok:
+            return True, res.output
+        out = res.output
+    if runtime.execute(f"git apply --check --reverse {PATCH_PATH}").ok:
+        return True, "verified already applied"
+    return False, out
+
+
+def grade_in_runtime(instance, patch: str | None, runtime: str = "local", *, timeout: float = 1800,
+                     **runtime_kwargs) -> InstanceResult:
+    """Grade one patch in a fresh sandbox of ``runtime`` (see :func:`srl_swe.runtime.make_runtime`), with
+    the harness's eval script and swebench's ``get_eval_report``. Per-instance problems become an
+    ``error`` result; only a runtime that cannot be created at all raises."""
+    from swebench.harness.grading import get_eval_report
+    from swebench.harness.utils import make_test_spec
+
+    from srl_swe.runtime import make_runtime
+
+    iid = instance.instance_id
+    if not (patch or "").strip():
+        return InstanceResult(iid, "empty_patch")
+    try:
+        test_spec = make_test_spec(harness_record(instance))
+    except SRLError as exc:
+        return _error(iid, str(exc))
+    with make_runtime(runtime, instance, **runtime_kwargs) as rt:
+        rt.write_file(PATCH_PATH, patch if patch.endswith("\n") else patch + "\n")
+        applied, apply_log = _apply_patch(rt)
+        if not applied:
+            return _error(iid, f"{APPLY_FAIL_WHY}: {_tail(apply_log, 6)}")
+        res = rt.execute(test_spec.eval_script, timeout=timeout)
+    if res.timed_out:
+        return _error(iid, f"Test timed out after {timeout:g} seconds")
+    with tempfile.TemporaryDirectory(prefix="srl-swe-grade-") as tmp:
+        log = Path(tmp) / "test_output.txt"
+        log.write_text(res.output)
+        pred = {"instance_id": iid, "model_name_or_path": "srl-swe", "model_patch": patch}
+        report = get_eval_report(test_spec=test_spec, prediction=pred, test_log_path=str(log),
+                                 include_tests_status=True)
+    return _verdict(iid, report[iid])

@@ -1,0 +1,182 @@
+"""Task sources and test environments on the host, cached: shared by the image build and the local runtime.
+
+* ``sdists/``: the PyPI sdist of a spec (``pip download --no-deps --no-binary :all:``), checked by sha256.
+* ``sources/``: the sdist extracted and committed as a fresh git repository with a fixed author, date and
+  message, so the commit id is the same on every machine and every rebuild. Caches that the tests write
+  (``__pycache__``, ``.pytest_cache``) are listed in ``.git/info/exclude`` rather than in a committed
+  ``.gitignore``: the tree stays the sdist, and ``git status``/``git add -A`` stay clean after a test run.
+* ``wheelhouse/``: the spec's pinned test dependencies as wheels, for a target Python (the image's) or the
+  host's; images and venvs install from it with ``--no-index``, so both get the very same files.
+* ``venvs/``: a venv of the host's Python with the test dependencies, for :class:`LocalEnv`.
+
+Everything is built under a file lock (parallel workers build once) and marked complete by a last-written
+``NAME.ok`` file beside it (outside it, so no stray file lands in ``/testbed``); an interrupted build is
+redone rather than half-used. The root is
+``$SRL_SWE_CACHE`` (default ``~/.cache/srl-swe``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from srl_swe.runtime.base import REPO_DIR, RuntimeError_
+from srl_swe.swebench.specs import EnvSpec, spec_for
+
+_WHO = {"NAME": "srl-swe", "EMAIL": "srl-swe@localhost", "DATE": "2000-01-01T00:00:00+0000"}
+COMMIT_ENV = {f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER") for key, value in _WHO.items()}
+EXCLUDES = "__pycache__/\n*.py[cod]\n.pytest_cache/\n*.egg-info/\n"
+
+
+def _done(target: Path) -> Path:
+    return target.parent / f"{target.name}.ok"
+
+
+@dataclass(frozen=True)
+class LocalEnv:
+    """A task's repository (a cached git repo at the base; copy it before changing anything) and the extra
+    environment variables that make ``python -m pytest`` in a copy of it use the cached venv. ``PYTHONPATH``
+    names the repo as ``/testbed``, which the local runtime maps onto its copy, as in the image."""
+
+    repo_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SRL_SWE_CACHE", Path.home() / ".cache" / "srl-swe")).expanduser()
+
+
+def _lock(name: str):
+    from srl_swe.runtime.images import file_lock
+
+    return file_lock(name)
+
+
+def _run(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise RuntimeError_(f"{what}: `{' '.join(cmd)}` failed (exit {proc.returncode}); is PyPI reachable?\n{tail}")
+    return proc
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def download_sdist(spec: EnvSpec, cache: Path | None = None) -> Path:
+    """The spec's sdist, downloaded once and verified against ``spec.sdist_sha256``."""
+    folder = (cache or cache_dir()) / "sdists"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def cached() -> Path | None:
+        return next((p for p in folder.glob(f"{spec.package}-{spec.package_version}.*")
+                     if p.is_file() and _sha256(p) == spec.sdist_sha256), None)
+
+    if found := cached():
+        return found
+    with _lock(f"sdist-{spec.package}-{spec.package_version}"), tempfile.TemporaryDirectory(dir=folder) as tmp:
+        if found := cached():  # another worker downloaded it while we waited
+            return found
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d", tmp,
+              f"{spec.package}=={spec.package_version}"], f"downloading the sdist of {spec.package}")
+        (got,) = Path(tmp).iterdir()
+        if _sha256(got) != spec.sdist_sha256:
+            raise RuntimeError_(f"{got.name}: sha256 {_sha256(got)} differs from the spec's {spec.sdist_sha256}; "
+                                "the download is corrupt or not the PyPI file")
+        return Path(shutil.move(str(got), folder / got.name))
+
+
+def prepare_source(spec: EnvSpec, cache: Path | None = None) -> Path:
+    """The committed source repository of ``spec`` (one deterministic commit of the extracted sdist)."""
+    cache = cache or cache_dir()
+    target = cache / "sources" / f"{spec.package}-{spec.package_version}-{spec.sdist_sha256[:12]}"
+    if _done(target).is_file():
+        return target
+    sdist = download_sdist(spec, cache)
+    with _lock(f"source-{target.name}"):
+        if _done(target).is_file():
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        with tarfile.open(sdist) as tar:
+            # The "data" filter (no absolute paths, links out of the tree, device files) where Python has it.
+            tar.extractall(target, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        (top,) = [p for p in target.iterdir()]  # an sdist holds one NAME-VERSION/ folder
+        for item in top.iterdir():
+            item.rename(target / item.name)
+        top.rmdir()
+        env = {**os.environ, **COMMIT_ENV}
+        for cmd in (["git", "-c", "init.defaultBranch=main", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify",
+                     "-m", f"{spec.package} {spec.package_version} (PyPI sdist)"]):
+            _run(cmd, f"committing the source of {spec.package}", cwd=target, env=env)
+        (target / ".git" / "info").mkdir(exist_ok=True)
+        (target / ".git" / "info" / "exclude").write_text(EXCLUDES)
+        _done(target).write_text(source_commit(target) + "\n")
+    return target
+
+
+def source_commit(repo: Path) -> str:
+    return _run(["git", "rev-parse", "HEAD"], "reading the source commit", cwd=repo).stdout.strip()
+
+
+def _deps_key(spec: EnvSpec, python: str | None) -> str:
+    target = python or f"host{sys.version_info.major}.{sys.version_info.minor}"
+    return hashlib.sha256(f"{target} {platform.machine()} {sorted(spec.test_deps)}".encode()).hexdigest()[:16]
+
+
+def prepare_wheelhouse(spec: EnvSpec, python: str | None = None, cache: Path | None = None) -> Path:
+    """A folder of wheels for ``spec.test_deps``: for Python ``python`` (e.g. the image's "3.11", fetched
+    as manylinux binaries) or, when ``None``, for the host interpreter."""
+    target = (cache or cache_dir()) / "wheelhouse" / _deps_key(spec, python)
+    if _done(target).is_file():
+        return target
+    with _lock(f"wheelhouse-{target.name}"):
+        if _done(target).is_file():
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "-d", str(target)]
+        if python:
+            cmd += ["--only-binary", ":all:", "--python-version", python, "--implementation", "cp",
+                    "--platform", f"manylinux_2_28_{platform.machine()}"]
+        _run([*cmd, *spec.test_deps], f"downloading the test dependencies of {spec.repo} {spec.version}")
+        _done(target).write_text("\n".join(spec.test_deps) + "\n")
+    return target
+
+
+def prepare_venv(spec: EnvSpec, cache: Path | None = None) -> Path:
+    """A venv of the host Python with the spec's test dependencies (built in place: venvs do not move)."""
+    cache = cache or cache_dir()
+    target = cache / "venvs" / _deps_key(spec, None)
+    if _done(target).is_file():
+        return target
+    wheels = prepare_wheelhouse(spec, None, cache)
+    with _lock(f"venv-{target.name}"):
+        if _done(target).is_file():
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        _run([sys.executable, "-m", "venv", str(target)], "creating the test venv")
+        _run([str(target / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels),
+              *spec.test_deps], f"installing the test dependencies of {spec.repo} {spec.version}")
+        _done(target).write_text("\n".join(spec.test_deps) + "\n")
+    return target
+
+
+def prepare_local(instance) -> LocalEnv:
+    """The task's source repo and the env for running its tests on the host (no isolation: see
+    :mod:`srl_swe.runtime.local`). Raises :class:`~srl_swe.swebench.specs.SpecError` for repos without a spec."""
+    spec = spec_for(instance)
+    repo, venv = prepare_source(spec), prepare_venv(spec)
+    env = {"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}", "VIRTUAL_ENV": str(venv)}
+    if spec.pythonpath:
+        env["PYTHONPATH"] = f"{REPO_DIR}/{spec.pythonpath}"
+    return LocalEnv(repo, env)
