@@ -23,7 +23,7 @@ class BuildPyWithBundledData(build_py):
             return
         target = Path(self.build_lib) / "srl_swe" / "_bundled" / "trajectories"
         for src in Path("trajectories").rglob("*"):
-            if src.is_file() and src.suffix in (".jsonl", ".md"):
+            if src.is_file() and src.suffix in (".jsonl", ".json", ".md"):
                 dst = target / src.relative_to("trajectories")
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dst)

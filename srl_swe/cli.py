@@ -69,10 +69,10 @@ def cmd_data_build(args: argparse.Namespace) -> int:
 
 
 def cmd_env_list(args: argparse.Namespace) -> int:
-    from srl_swe import ENV_IDS
+    from srl_swe.envs.registration import ENV_IDS, EXEC_ENV_IDS
 
-    for env_id, entry in ENV_IDS.items():
-        print(f"{env_id:<16}{entry}")
+    for env_id, entry in {**ENV_IDS, **EXEC_ENV_IDS}.items():
+        print(f"{env_id:<18}{entry}")
     return 0
 
 

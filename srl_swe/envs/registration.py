@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+#: The step-imitation environments (no code runs; they share the StepImitationEnv arguments).
 ENV_IDS = {
     "SRL-SWE-v0": "srl_swe.envs.srl_swe:SRLSWEEnv",
     "SRL-Math-v0": "srl_swe.envs.srl_math:SRLMathEnv",
 }
+#: Environments that execute actions in a sandbox. Their module imports the runtimes and swebench only
+#: when an env is made, so registering them keeps ``import srl_swe`` cheap.
+EXEC_ENV_IDS = {
+    "SRL-SWE-Exec-v0": "srl_swe.envs.srl_swe_exec:SRLSWEExecEnv",
+}
 
 
 def register_envs() -> None:
-    for env_id, entry_point in ENV_IDS.items():
+    for env_id, entry_point in {**ENV_IDS, **EXEC_ENV_IDS}.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, disable_env_checker=False)

@@ -195,7 +195,7 @@ def grade(predictions: dict[str, dict[str, Any]], instances: list[SWEInstance], 
             results[iid] = grading.InstanceResult(**hit["result"])
             continue
         if iid not in by_id:
-            res = grading.InstanceResult(iid, "error", False, f"{iid} is not in the dataset", None)
+            res = grading.InstanceResult(iid, "error", False, "unknown instance id: not in the dataset", None)
         else:
             res = grading.grade_in_runtime(by_id[iid], pred["model_patch"], runtime=runtime)
         results[iid] = res
@@ -275,9 +275,10 @@ def main_from_args(args: Any) -> int:
         raise SRLError("pass exactly one of --model (generate and grade) or --predictions (grade a file)")
     grader = args.grader or ("harness" if args.runtime == "docker" else "runtime")
     if grader == "harness" or args.runtime == "docker":
-        from srl_swe.runtime.images import docker_client
+        from srl_swe.runtime.images import cleanup_stale, docker_client
 
-        docker_client()  # one clear message (how to start Docker, or --runtime local) before any work
+        client = docker_client()  # one clear message (how to start Docker, or --runtime local) before any work
+        cleanup_stale(client)  # containers left by runs that were SIGKILLed
     name = args.model or args.predictions.stem
     out = args.out or Path("runs/eval/swebench") / _slug(name)
     out.mkdir(parents=True, exist_ok=True)
