@@ -29,7 +29,10 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 
+# The execution/SWE-bench tests run real containers: start Docker when it is not running (needs root; without
+# a daemon those tests skip with the reason, except under CI=true where they fail).
 test: lint
+	-bash scripts/start_dockerd.sh
 	$(BIN)/pytest -q
 
 bench: install

@@ -118,3 +118,20 @@ def test_oracle_file_mode_with_a_real_tiny_model(local_tasks: Path, tmp_path: Pa
     assert pred["files"] == ["src/marshmallow/fields.py", "src/marshmallow/utils.py"]
     res = _results(out)
     assert res["instances"][ID_1867]["status"] == "empty_patch" and res["resolved"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["local", "docker"])
+def test_agent_mode_replays_the_project_expert(local_tasks: Path, tmp_path: Path, runtime: str, request):
+    """The agent loop through the CLI: the project-written 1867 trajectory resolves its task; 1359 has no
+    trajectory, so its prediction records why and grades as an empty patch, without stopping the run."""
+    if runtime == "docker":
+        request.getfixturevalue("docker_client")
+    out = tmp_path / runtime
+    replay = Path(__file__).resolve().parents[1] / "trajectories" / "swe-exec"
+    assert main(["eval", "swebench", "--model", f"replay:{replay}", "--dataset", str(local_tasks),
+                 "--runtime", runtime, "--workers", "2", "--out", str(out), "--quiet"]) == 0
+    per = _results(out)["instances"]
+    assert per[ID_1867]["status"] == "resolved" and per[ID_1867]["exit_status"] == "submitted"
+    assert per[ID_1359]["status"] == "empty_patch" and "no trajectory" in per[ID_1359]["prediction_error"]
+    assert json.loads((out / "trajs" / f"{ID_1867}.json").read_text())[-1]["role"] in ("user", "tool")
