@@ -94,7 +94,8 @@ def test_step_mode_and_format_penalty():
     assert (info["trajectory_index"], info["step_index"]) == (i, k)
     obs2, reward, terminated, _truncated, info2 = env.step("I would run ls")
     assert reward == -1.0 and terminated and info2["format_error"] and "<think>" in info2["score"]["reason"]
-    # One decision per episode: the final observation is the prompt the action answered (equal, not shared).
+    # One decision per episode: the final observation is the prompt the action answered (equal, not shared:
+    # gymnasium's checker warns when reset and step share observation data).
     assert obs2 == _obs and obs2["messages"][0] is not _obs["messages"][0]
     assert info2["step_index"] == k + 1 and info2["expert_action"] == env.unwrapped.builder.target(i, k)
     with pytest.raises(IndexError, match=r"indices 0\.\.33"):

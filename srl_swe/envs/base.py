@@ -78,6 +78,7 @@ class StepImitationEnv(gym.Env[dict, str]):
         self._obs_cache: OrderedDict[tuple[int, int], tuple[str, tuple[Message, ...]]] = OrderedDict()
         self._last: Score | None = None  # the score of the latest step, None right after reset
         self._info_of, self._info_base = -1, {}
+        self._syntax = ""
 
     # -- data -------------------------------------------------------------------------------------
     def _default_data(self) -> Path:
@@ -116,6 +117,7 @@ class StepImitationEnv(gym.Env[dict, str]):
             raise IndexError(f"options['index']={idx!r}: this {self.mode}-mode env has indices 0..{size - 1}")
         self._traj, self._step = (idx, 0) if self.mode == "trajectory" else self.index[idx]
         self._done, self._last = False, None
+        self._syntax = self.builder.syntax_of(self._traj)
         return self._obs(self._traj, self._step), self._info()
 
     def step(self, action: str):
@@ -123,13 +125,14 @@ class StepImitationEnv(gym.Env[dict, str]):
             raise RuntimeError("the episode is over: call reset() before step()")
         i, k = self._traj, self._step
         expert = self.builder.target(i, k)  # the target only: a whole StepExample would also build a prompt
-        score = score_output(action, expert, self.builder.syntax_of(i), self.metric, self.require_think)
+        score = score_output(action, expert, self._syntax, self.metric, self.require_think)
         self._last = score
         self._step = k + 1  # follow the expert's path whatever the agent did
         if self.mode == "step":
             # One decision per episode (a contextual bandit): nothing follows the action, so the final
-            # observation is the prompt it answered (already built by reset) rather than a prefix nobody
-            # reads; GRPO steps G rollouts per example and discards it. info still names the expert action.
+            # observation is the prompt it answered (cached by reset; fresh dicts, as gymnasium asks) rather
+            # than a prefix nobody reads (GRPO steps G rollouts per example and discards it). info names the
+            # expert action.
             self._done = True
             return self._obs(i, k), score.reward, True, False, self._info()
         terminated = self._done = self._step >= len(self.trajectories[i].steps)
