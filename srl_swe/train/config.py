@@ -29,6 +29,7 @@ from srl_swe.actions import SYNTAXES
 from srl_swe.errors import SRLError
 from srl_swe.paths import shared_data_dir
 from srl_swe.steps import DEFAULT_WINDOW
+from srl_swe.train.exec_env import exec_config_rules, is_exec_rlvr, names_hub_dataset
 from srl_swe.trajectories import KEEP_CHOICES
 
 GRPO_MODES = ("srl", "rlvr", "srl_then_rlvr")
@@ -117,6 +118,11 @@ class TrainConfig:
     vllm_mode: Literal["colocate", "server"] = "colocate"
     vllm_server_base_url: str | None = None
     vllm_gpu_memory_utilization: float = 0.3
+    # -- RLVR on SWE tasks (task: swe): rollouts use tools in sandboxes (srl_swe.train.exec_env) ----------
+    runtime: str = "docker"  # docker | local (srl_swe.runtime.RUNTIMES)
+    exec_max_steps: int = 30  # tool-calling rounds per rollout (TRL's max_tool_calling_iterations)
+    exec_command_timeout: float | None = None  # seconds per bash command; null: the runtime's default
+    exec_grading_workers: int = 1  # rollouts of a batch graded at once (threads; each grading has a sandbox)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -134,6 +140,11 @@ class TrainConfig:
         if self.mode == "srl":
             return "srl"
         return (self.rlvr_reward or self.task) if self.is_grpo else None
+
+    @property
+    def exec_rlvr(self) -> bool:
+        """RLVR on SWE tasks: train_data holds SWE-bench instances, the reward is the environment's."""
+        return is_exec_rlvr(self)
 
     @property
     def env_id(self) -> str:
@@ -171,6 +182,8 @@ class TrainConfig:
             keys += ["beta", "temperature", "top_p", "num_generations", "generation_batch_size", "use_vllm",
                      "max_completion_length", "vllm_mode", "vllm_server_base_url", "vllm_gpu_memory_utilization"]
         kw = {k: getattr(self, k) for k in keys}
+        if self.exec_rlvr:
+            kw["max_tool_calling_iterations"] = self.exec_max_steps
         # The caller sets it under the name its transformers knows (activation_checkpointing from 5.20 on).
         del kw["gradient_checkpointing"]
         kw.update(warmup_steps=self.warmup_ratio,  # transformers >= 5: a float in [0, 1) is a ratio of the steps
@@ -194,6 +207,8 @@ class TrainConfig:
         """Raise ConfigError for a data or checkpoint path that does not exist (call before loading a model)."""
         for key in ("train_data", "eval_data", "init_checkpoint", "srl_output_dir"):
             value = getattr(self, key)
+            if self.exec_rlvr and "data" in key and value is not None and names_hub_dataset(value):
+                continue  # SWE-bench instances may come from the hub (loaded, and checked, before the model)
             if value is not None and not Path(value).expanduser().exists():
                 raise ConfigError("TrainConfig", key, "no such file or directory", value,
                                   "an existing path" + (", or shared:REL under $SRL_SWE_DATA" if "data" in key else ""))
@@ -237,8 +252,10 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "model": (lambda v: v is None or v.strip() != "", "a hub id, a local path, a .gguf file or an alias"),
     "vllm_server_base_url": (lambda v: v is None or v.startswith(("http://", "https://")), "an http(s):// URL"),
     **{k: _ge1 for k in ("lora_r", "per_device_train_batch_size", "gradient_accumulation_steps", "num_generations",
-                         "max_completion_length", "logging_steps", "save_steps", "dynamic_sampling_max_tries")},
+                         "max_completion_length", "logging_steps", "save_steps", "dynamic_sampling_max_tries",
+                         "exec_max_steps", "exec_grading_workers")},
     "step_eval_samples": (lambda v: v >= 0, "an integer >= 0 (0: greedy only)"),
+    "exec_command_timeout": (lambda v: v is None or v > 0, "null or a number > 0"),
     **{k: _ge1_or_none for k in ("generation_batch_size", "max_prompt_length", "save_total_limit", "eval_steps",
                                  "eval_max_examples")},
 }
@@ -281,6 +298,7 @@ def _combination_rules(c: TrainConfig) -> list[tuple[tuple[str, ...], bool, str,
          "periodic evaluation needs held-out examples", "eval_data=PATH or eval_fraction > 0, or eval_steps=null"),
         (("save_steps", "eval_steps"), c.eval_steps is None or c.save_steps % c.eval_steps == 0,
          "the best checkpoint must be a saved one, so save_steps must be a multiple of eval_steps", None),
+        *exec_config_rules(c),
     ]
 
 

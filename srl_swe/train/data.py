@@ -6,6 +6,8 @@
 * ``sft``: the same prompts with the expert's step as the completion, written in the format the SRL
   policy must produce (``<think>`` with the expert's own reasoning, then the action).
 * ``rlvr`` (math): one row per problem with the reference ``answer`` for the outcome reward.
+* ``rlvr`` (swe): one row per SWE-bench instance (:func:`srl_swe.train.exec_env.exec_rows`: the issue as
+  the prompt, the ``instance_id`` the rollout's environment resets to); the reward is the environment's.
 
 The held-out split is by task (a hash of the task id), never by step, so no held-out task has steps in
 training.
@@ -48,6 +50,19 @@ def load_split(cfg: Any) -> tuple[list[Trajectory], list[Trajectory]]:
     return train, [t for t in trajs if _held_out(t.id, cfg.eval_fraction)]
 
 
+def swe_split(cfg: Any) -> tuple[list[Any], list[Any]]:
+    """(train, held-out) SWE-bench instances for RLVR on SWE tasks, split by instance id like trajectories."""
+    from srl_swe.swebench.datasets import load_instances
+
+    instances = load_instances(cfg.train_data)
+    if cfg.eval_data:
+        return instances, load_instances(cfg.eval_data)
+    if cfg.eval_fraction <= 0:
+        return instances, []
+    out = {i.instance_id for i in instances if _held_out(i.instance_id, cfg.eval_fraction)}
+    return [i for i in instances if i.instance_id not in out], [i for i in instances if i.instance_id in out]
+
+
 def step_rows(trajs: list[Trajectory], scfg: StepConfig, with_completion: bool = False) -> list[dict[str, Any]]:
     builder = PromptBuilder(trajs, scfg)
     rows = []
@@ -75,14 +90,17 @@ def build_datasets(cfg: Any, mode: str):
     """``(train, eval)`` ``datasets.Dataset`` for ``mode`` (``eval`` is None without held-out data)."""
     import datasets
 
-    train, held = load_split(cfg)
-    scfg = step_config(cfg)
-    if mode == "rlvr":
-        if cfg.task != "math":
-            raise NotImplementedError("the SWE outcome reward needs the execution runtime (issue 4); "
-                                      "use task: math for rlvr for now")
+    if mode == "rlvr" and cfg.task == "swe":
+        from srl_swe.train.exec_env import exec_rows
+
+        train, held = swe_split(cfg)
+        make = exec_rows
+    elif mode == "rlvr":
+        train, held = load_split(cfg)
         make = problem_rows
     else:
+        train, held = load_split(cfg)
+        scfg = step_config(cfg)
         make = lambda ts: step_rows(ts, scfg, with_completion=(mode == "sft"))  # noqa: E731
     train_rows = make(train)
     if not train_rows:

@@ -15,17 +15,30 @@ sandbox per rollout, and grades the patch exactly like the environment does.
 The tool calls are the model's native format (Qwen: ``<tool_call>{json}</tool_call>``, the ``qwen`` action
 syntax), so a policy SRL-trained with ``syntax="qwen"`` continues here on the calls it learned; the xml
 syntax would need a custom ``rollout_func`` instead. The tokenizer's chat template must render tools
-(TRL checks it) and be one TRL can parse tool calls from (Qwen2.5/Qwen3, Llama 3.1, ...).
+(TRL checks it) and be one TRL can parse tool calls from (Qwen2.5/Qwen3, Llama 3.1, ...):
+:func:`tool_calling_tokenizer` makes it so for ChatML models.
+
+``srl-swe train`` with ``mode: rlvr`` (or ``srl_then_rlvr``) and ``task: swe`` goes through here: the config
+keys ``runtime``, ``exec_max_steps``, ``exec_command_timeout`` and ``exec_grading_workers`` are checked by
+:func:`exec_config_rules` and the config's ranges before any model loads; every graded rollout (training and
+evaluation alike) is appended to the run's ``rollouts.jsonl``.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from srl_swe.schema import ToolCall
 from srl_swe.tools import ToolBox
 
+_RESULTS_LOCK = threading.Lock()  # rollouts graded in parallel append to one results file
 TASK_PROMPT = ("Solve this issue in the repository at /testbed. Use the tools to explore, edit and test, then call "
                "submit.\n\n<issue>\n{problem}\n</issue>")
 
@@ -36,12 +49,18 @@ def exec_rows(instances: Sequence[Any]) -> list[dict[str, Any]]:
              "instance_id": i.instance_id} for i in instances]
 
 
-def exec_environment_factory(instances: Sequence[Any], **kwargs: Any) -> Callable[[], SWEToolEnv]:
-    """A zero-argument factory for TRL; ``kwargs`` go to :class:`SWEToolEnv` (runtime, grader, ...)."""
+def exec_environment_factory(instances: Sequence[Any], *, grading_workers: int = 1,
+                             **kwargs: Any) -> Callable[[], SWEToolEnv]:
+    """A zero-argument factory for TRL; ``kwargs`` go to :class:`SWEToolEnv` (runtime, grader, ...).
+
+    With ``grading_workers > 1`` its environments share a pool of that many grading threads."""
     by_id = {i.instance_id: i for i in instances}
     if not by_id:
         raise ValueError("no tasks: pass the SWE-bench instances the training rows refer to")
-    return lambda: SWEToolEnv(by_id, **kwargs)
+    if grading_workers < 1:
+        raise ValueError(f"grading_workers must be >= 1, got {grading_workers}")
+    pool = ThreadPoolExecutor(grading_workers, thread_name_prefix="srl-swe-grade") if grading_workers > 1 else None
+    return lambda: SWEToolEnv(by_id, grading_pool=pool, **kwargs)
 
 
 class SWEToolEnv:
@@ -49,14 +68,19 @@ class SWEToolEnv:
 
     def __init__(self, instances: dict[str, Any], *, runtime: str = "docker", grader: str | None = None,
                  command_timeout: float | None = None, runtime_kwargs: dict[str, Any] | None = None,
-                 workdir: str | None = None):
+                 workdir: str | None = None, results_path: str | Path | None = None,
+                 grading_pool: Executor | None = None):
         self._instances, self._runtime_name = instances, runtime
         self._grader = grader or ("harness" if runtime == "docker" else "runtime")
         self._timeout, self._runtime_kwargs, self._workdir = command_timeout, dict(runtime_kwargs or {}), workdir
+        # One JSON line per graded rollout: TRL logs only the batch mean, this says which task got what and why.
+        self._results_path = Path(results_path) if results_path is not None else None
         self._runtime: Any = None
         self._box: ToolBox | None = None
         self._instance: Any = None
         self._patch: str | None = None
+        self._calls, self._started = 0, 0.0
+        self._pool, self._pending = grading_pool, None  # _pending: the Future of this rollout's reward
         self.last_grade: Any = None
 
     def reset(self, instance_id: str, **example: Any) -> str | None:
@@ -67,6 +91,7 @@ class SWEToolEnv:
                            "exec_environment_factory")
         self._close()
         self._instance, self._patch, self.last_grade = self._instances[instance_id], None, None
+        self._calls, self._started, self._pending = 0, time.monotonic(), None
         self._runtime = make_runtime(self._runtime_name, self._instance, **self._runtime_kwargs)
         self._box = ToolBox(self._runtime, timeout=self._timeout)
         return None  # the row's prompt already holds the task
@@ -105,44 +130,139 @@ class SWEToolEnv:
 
     def get_reward(self) -> float:
         """1.0 if the patch (the submitted one, else the current diff) resolves the task, else 0.0."""
+        self._grade_later()
+        pending, self._pending = self._pending, None
+        return pending.result()
+
+    def _grade_later(self) -> None:
+        """End the rollout and start grading its patch (on the factory's grading pool, else right here).
+
+        TRL asks each rollout for its reward in turn; SRLGRPOTrainer calls this on every rollout of the batch
+        first, so with ``grading_workers > 1`` the gradings (minutes each under the harness) overlap."""
+        if self._pending is not None:
+            return
         if self._box is None or self._instance is None:
             raise RuntimeError("get_reward() before reset(): no rollout to grade")
-        patch = self._patch
+        submitted, patch = self._patch is not None, self._patch
         if patch is None:  # the rollout ended without submit (length or tool-call limit): SWE-agent autosubmits
             patch = self._box.run(ToolCall.make("submit")).patch or ""
-        self._close()
-        self.last_grade = self._grade(patch)
-        return 1.0 if self.last_grade.resolved else 0.0
+        self._close()  # graders use a fresh sandbox: this one's container or copy can go now
+        job = (self._instance, patch, submitted, self._calls, self._started)
+        if self._pool is not None:
+            self._pending = self._pool.submit(self._finish, *job)
+        else:
+            self._pending = Future()
+            self._pending.set_result(self._finish(*job))
+
+    def _finish(self, instance: Any, patch: str, submitted: bool, calls: int, started: float) -> float:
+        self.last_grade = grade = self._grade(instance, patch)
+        reward = 1.0 if grade.resolved else 0.0
+        if self._results_path is not None:
+            record = {"instance_id": instance.instance_id, "reward": reward, "status": grade.status,
+                      "error": grade.error, "tool_calls": calls, "submitted": submitted,
+                      "patch_lines": len(patch.splitlines()), "seconds": round(time.monotonic() - started, 3)}
+            with _RESULTS_LOCK:
+                self._results_path.parent.mkdir(parents=True, exist_ok=True)
+                with self._results_path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+        return reward
 
     def _run(self, call: ToolCall) -> str:
         if self._box is None:
             raise RuntimeError("call reset() first")
         if self._patch is not None:
             return "You already submitted; the episode is over."
+        self._calls += 1
         out = self._box.run(call)
         if out.done:
             self._patch = out.patch or ""
         return out.observation
 
-    def _grade(self, patch: str) -> Any:
+    def _grade(self, instance: Any, patch: str) -> Any:
         if self._grader == "runtime":
             from srl_swe.swebench.grading import grade_in_runtime
 
-            return grade_in_runtime(self._instance, patch, runtime=self._runtime_name)
+            return grade_in_runtime(instance, patch, runtime=self._runtime_name)
         import tempfile
         import uuid
-        from pathlib import Path
 
         from srl_swe.swebench.grading import grade_with_harness
 
-        prediction = {"instance_id": self._instance.instance_id, "model_name_or_path": "srl-swe-rlvr",
-                      "model_patch": patch}
+        prediction = {"instance_id": instance.instance_id, "model_name_or_path": "srl-swe-rlvr", "model_patch": patch}
         workdir = Path(self._workdir or tempfile.mkdtemp(prefix="srl-swe-rlvr-"))
-        results = grade_with_harness([prediction], [self._instance], run_id=f"rlvr-{uuid.uuid4().hex[:12]}",
+        results = grade_with_harness([prediction], [instance], run_id=f"rlvr-{uuid.uuid4().hex[:12]}",
                                      workdir=workdir)
-        return results[self._instance.instance_id]
+        return results[instance.instance_id]
 
     def _close(self) -> None:
         if self._runtime is not None:
             self._runtime.close()
             self._runtime = None
+
+
+# -- srl-swe train: config rules and the tokenizer (RLVR on SWE tasks) ------------------------------------------
+RLVR_MODES = ("rlvr", "srl_then_rlvr")
+_Rule = tuple[tuple[str, ...], bool, str, str | None]
+
+
+def is_exec_rlvr(cfg: Any) -> bool:
+    """Whether a training config runs RLVR on SWE tasks, i.e. through this module's environment."""
+    return cfg.task == "swe" and cfg.mode in RLVR_MODES
+
+
+def names_hub_dataset(source: str) -> bool:
+    """Whether :func:`srl_swe.swebench.datasets.load_instances` reads ``source`` from the Hugging Face hub
+    (same test as there): not an existing path, not a .json/.jsonl name, not absolute, not ``.``/``~``-led."""
+    path = Path(source).expanduser()
+    return not (path.exists() or path.suffix in (".json", ".jsonl") or path.is_absolute()
+                or source.startswith((".", "~")))
+
+
+def exec_config_rules(c: Any) -> list[_Rule]:
+    """``(keys, ok, problem, allowed)`` rules for :mod:`srl_swe.train.config`, checked before any model loads."""
+    from srl_swe.runtime import RUNTIMES
+
+    near = difflib.get_close_matches(str(c.runtime), list(RUNTIMES), n=1)
+    on = is_exec_rlvr(c)
+    return [
+        (("runtime",), c.runtime in RUNTIMES, "unknown runtime" + (f"; did you mean {near[0]!r}?" if near else ""),
+         "docker (a container per rollout from the task's image, graded by the SWE-bench harness) or local "
+         "(a temporary copy of the repository on the host: not isolated)"),
+        (("mode", "task", "train_data"), not on or c.train_data is not None,
+         "RLVR on SWE tasks trains on SWE-bench instances and none are bundled",
+         "train_data=PATH (a local_tasks folder, a SWE-bench .jsonl/.json) or a Hugging Face dataset name"),
+        (("mode", "task", "syntax"), not on or c.syntax in (None, "qwen"),
+         "RLVR on SWE tasks runs the model's native tool calls (TRL's environment_factory), the qwen syntax",
+         "syntax=qwen or null"),
+        (("mode", "task", "step_eval"), not on or not c.step_eval,
+         "the step evaluation reads expert trajectories; RLVR on SWE tasks reads SWE-bench instances",
+         "step_eval=false (measure the trained model with `srl-swe eval swebench`)"),
+    ]
+
+
+def tool_calling_tokenizer(tokenizer: Any) -> Any:
+    """``tokenizer`` made able to render tool schemas and parse tool calls, as ``environment_factory`` needs.
+
+    A chat template TRL knows (Qwen2.5/Qwen3, Llama 3.1, ...) is kept as it is. A ChatML tokenizer whose
+    template renders no tools (SmolLM2, the tiny test model of :mod:`srl_swe.train.tiny`) gets TRL's copy of
+    Qwen2.5's template: ChatML plus ``<tool_call>{json}</tool_call>``, which is the ``qwen`` action syntax, so
+    the trained model writes exactly what an SRL policy trained with ``syntax=qwen`` writes. The final model is
+    saved with that template. Any other tokenizer raises, saying what to do.
+    """
+    from trl.chat_template_utils import add_response_schema, qwen2_5_chat_template, supports_tool_calling
+
+    if supports_tool_calling(tokenizer):
+        if getattr(tokenizer, "response_template", None) or getattr(tokenizer, "response_schema", None):
+            return tokenizer
+        try:
+            return add_response_schema(tokenizer)
+        except ValueError:
+            pass  # renders tools, but TRL cannot parse this model's calls back: Qwen2.5's template if ChatML
+    vocab = tokenizer.get_vocab()
+    if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
+        tokenizer.chat_template = qwen2_5_chat_template
+        return add_response_schema(tokenizer)
+    raise ValueError("RLVR on SWE tasks needs a chat template that renders tools and whose tool calls TRL can "
+                     "parse (Qwen2.5/Qwen3, Llama 3.1, ... see trl.chat_template_utils.add_response_schema), or a "
+                     "ChatML tokenizer (<|im_start|>/<|im_end|>); this tokenizer has neither: use such a model, "
+                     "or set tokenizer.response_template and a tool-calling chat_template on it")

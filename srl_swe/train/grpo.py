@@ -88,8 +88,13 @@ class SRLGRPOTrainer(GRPOTrainer):
                 raise ValueError(f"dynamic sampling needs per-group advantages (scale_rewards='group' or 'none'), "
                                  f"got {self.scale_rewards!r}")
 
-    # Keep the rewards of the latest scoring call: the groups are filtered on them.
+    # Keep the rewards of the latest scoring call: the groups are filtered on them. An environment's reward
+    # (environment_factory with get_reward) is one of TRL's reward columns, weight 1, so it is filtered on too.
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        for env in self.environments or ():
+            # TRL asks the environments for their rewards one by one; one that grades in the background
+            # (srl_swe.train.exec_env.SWEToolEnv) starts every grading of the batch first, so they overlap.
+            getattr(env, "_grade_later", lambda: None)()
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         weights = self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
         self._last_rewards = (rewards_per_func * weights).nansum(dim=1).detach().cpu()

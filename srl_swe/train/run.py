@@ -1,14 +1,16 @@
 """``srl-swe train``: build the trainer for a config and run it, resumably.
 
 Modes: ``srl`` (GRPO, reward = the environments' step-similarity scoring path), ``rlvr`` (GRPO, outcome
-reward), ``sft`` (TRL SFTTrainer on the expert steps) and ``srl_then_rlvr`` (RLVR from SRL's best
-checkpoint). Everything TRL does is TRL's; this module wires data, model, rewards, callbacks and
-checkpoint hygiene:
+reward: math-verify for math; for SWE tasks the rollouts use tools in sandboxes through TRL's
+``environment_factory`` and the reward is the graded patch, see :mod:`srl_swe.train.exec_env`), ``sft``
+(TRL SFTTrainer on the expert steps) and ``srl_then_rlvr`` (RLVR from SRL's best checkpoint). Everything
+TRL does is TRL's; this module wires data, model, rewards, callbacks and checkpoint hygiene:
 
 * a checkpoint counts only once ``COMPLETE`` is written inside it, after the Trainer has saved model,
   optimizer, scheduler, RNG and state, so a run killed mid-save resumes from the previous one;
 * ``metrics.jsonl`` gets every log line (reward mean/std, filtered fraction, format-violation rate, KL,
-  eval scores), TensorBoard through ``report_to``.
+  eval scores), TensorBoard through ``report_to``; RLVR on SWE tasks adds ``rollouts.jsonl`` (one graded
+  rollout a line) and, with the docker runtime, the harness's logs under ``grading/``.
 """
 
 from __future__ import annotations
@@ -99,6 +101,17 @@ def _lora(cfg: TrainConfig) -> dict[str, Any] | None:
     return {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout} if cfg.lora else None
 
 
+def _exec_environment_factory(cfg: TrainConfig, run_dir: Path):
+    """One SWEToolEnv per rollout over the train and held-out instances (eval rollouts reset to the latter)."""
+    from srl_swe.train.data import swe_split
+    from srl_swe.train.exec_env import exec_environment_factory
+
+    train, held = swe_split(cfg)
+    return exec_environment_factory([*train, *held], runtime=cfg.runtime, command_timeout=cfg.exec_command_timeout,
+                                    grading_workers=cfg.exec_grading_workers, workdir=str(run_dir / "grading"),
+                                    results_path=run_dir / "rollouts.jsonl")
+
+
 def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
     import torch
     from trl import GRPOConfig, SFTConfig, SFTTrainer
@@ -118,6 +131,7 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
     if eval_ds is None:
         kw.update(eval_strategy="no", eval_steps=None)
     callbacks = [RunLog(run_dir)]
+    extra: dict[str, Any] = {}
     if mode == "sft":
         args = SFTConfig(**kw)
         return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
@@ -126,12 +140,20 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
         # The format-violation column carries weight 0: logged, never part of the advantage.
         reward_funcs = [SRLReward(require_think=cfg.require_think), FormatRate(cfg.require_think)]
         weights = [1.0, 0.0]
+    elif cfg.reward == "swe":
+        from srl_swe.train.exec_env import tool_calling_tokenizer
+
+        # The environment owns the reward: TRL adds SWEToolEnv.get_reward as a reward column of weight 1
+        # (logged as rewards/SWEToolEnv/mean), which dynamic sampling filters on like any other reward.
+        reward_funcs, weights = [], None
+        tokenizer = tool_calling_tokenizer(tokenizer)
+        extra["environment_factory"] = _exec_environment_factory(cfg, run_dir)
     else:
         reward_funcs, weights = [OUTCOME_REWARDS[cfg.reward]()], [1.0]
     args = GRPOConfig(**kw, reward_weights=weights, scale_rewards="group", log_completions=False)
     return SRLGRPOTrainer(
         model=model, args=args, reward_funcs=reward_funcs, train_dataset=train_ds, eval_dataset=eval_ds,
-        processing_class=tokenizer, callbacks=callbacks,
+        processing_class=tokenizer, callbacks=callbacks, **extra,
         dynamic_sampling_eps=cfg.dynamic_sampling_eps if cfg.dynamic_sampling else None,
         dynamic_sampling_max_tries=cfg.dynamic_sampling_max_tries, dynamic_sampling_seed=cfg.seed,
     )
