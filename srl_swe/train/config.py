@@ -12,33 +12,27 @@ Paths in ``train_data`` / ``eval_data`` may start with ``shared:``, meaning rela
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
-import math
 import os
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 import yaml
 
-from srl_swe.actions import SYNTAXES
 from srl_swe.errors import SRLError
 from srl_swe.paths import shared_data_dir
 from srl_swe.steps import DEFAULT_WINDOW
-from srl_swe.train.exec_env import exec_config_rules, is_exec_rlvr, names_hub_dataset
-from srl_swe.trajectories import KEEP_CHOICES
+from srl_swe.train.coerce import Mismatch, coerce, describe
+from srl_swe.train.config_rules import RANGES, combination_rules
+from srl_swe.train.exec_env import is_exec_rlvr, names_hub_dataset
 
 GRPO_MODES = ("srl", "rlvr", "srl_then_rlvr")
 SHARED_PREFIX = "shared:"
 SHARED_PATH_FIELDS = ("train_data", "eval_data")
 # transformers.SchedulerType values (kept here so validation needs no transformers import)
-SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
-              "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
-              "warmup_stable_decay")
 _MISSING = object()
 
 
@@ -195,11 +189,11 @@ class TrainConfig:
     # -- checks ---------------------------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise ConfigError for an out-of-range value or an impossible combination (source ``TrainConfig``)."""
-        for key, (ok, allowed) in _RANGES.items():
+        for key, (ok, allowed) in RANGES.items():
             value = getattr(self, key)
             if not ok(value):
                 raise ConfigError("TrainConfig", key, "out of range", value, allowed)
-        for keys, ok, problem, allowed in _combination_rules(self):
+        for keys, ok, problem, allowed in combination_rules(self):
             if not ok:
                 raise ConfigError("TrainConfig", keys, problem, {k: getattr(self, k) for k in keys}, allowed)
 
@@ -229,128 +223,11 @@ class TrainConfig:
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _TYPES = get_type_hints(TrainConfig)
 
-_pos = (lambda v: v > 0, "a number > 0")
-_ge1 = (lambda v: v >= 1, "an integer >= 1")
-_ge1_or_none = (lambda v: v is None or v >= 1, "null or an integer >= 1")
-_RANGES: dict[str, tuple[Any, str]] = {
-    "learning_rate": _pos, "temperature": _pos, "num_train_epochs": _pos, "lora_alpha": _pos,
-    "max_grad_norm": (lambda v: v >= 0, "a number >= 0 (0 disables clipping)"),
-    "beta": (lambda v: v >= 0, "a number >= 0 (the paper uses 0)"),
-    "dynamic_sampling_eps": (lambda v: v >= 0, "a number >= 0"),
-    "top_p": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    "eval_fraction": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "warmup_ratio": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "lora_dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "vllm_gpu_memory_utilization": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    "window": (lambda v: v is None or v == "default" or v >= 0, "null (full prefix), 'default' or an integer >= 0"),
-    "max_observation_chars": (lambda v: v >= 64, "an integer >= 64"),
-    "max_steps": (lambda v: v == -1 or v >= 1, "-1 (use num_train_epochs) or an integer >= 1"),
-    "seed": (lambda v: v >= 0, "an integer >= 0"),
-    "syntax": (lambda v: v is None or v in SYNTAXES, f"null or one of {sorted(SYNTAXES)}"),
-    "keep": (lambda v: v in KEEP_CHOICES, f"one of {list(KEEP_CHOICES)}"),
-    "lr_scheduler_type": (lambda v: v in SCHEDULERS, f"one of {list(SCHEDULERS)}"),
-    "model": (lambda v: v is None or v.strip() != "", "a hub id, a local path, a .gguf file or an alias"),
-    "vllm_server_base_url": (lambda v: v is None or v.startswith(("http://", "https://")), "an http(s):// URL"),
-    **{k: _ge1 for k in ("lora_r", "per_device_train_batch_size", "gradient_accumulation_steps", "num_generations",
-                         "max_completion_length", "logging_steps", "save_steps", "dynamic_sampling_max_tries",
-                         "exec_max_steps", "exec_grading_workers")},
-    "step_eval_samples": (lambda v: v >= 0, "an integer >= 0 (0: greedy only)"),
-    "exec_command_timeout": (lambda v: v is None or v > 0, "null or a number > 0"),
-    **{k: _ge1_or_none for k in ("generation_batch_size", "max_prompt_length", "save_total_limit", "eval_steps",
-                                 "eval_max_examples")},
-}
-
-
-def _combination_rules(c: TrainConfig) -> list[tuple[tuple[str, ...], bool, str, str | None]]:
-    """(keys, ok, problem, allowed) for every cross-field rule, in the order they are reported."""
-    g = c.num_generations
-    batch_keys = ("generation_batch_size",) if c.generation_batch_size else (
-        "per_device_train_batch_size", "gradient_accumulation_steps")
-    return [
-        (("model",), c.model is not None, "required", "model=HUB_ID|PATH|FILE.gguf|ALIAS"),
-        (("mode", "num_generations"), not c.is_grpo or g >= 2,
-         "GRPO needs at least 2 rollouts per prompt to compute group advantages", "num_generations >= 2"),
-        ((*batch_keys, "num_generations"), not c.is_grpo or c.generation_batch % g == 0,
-         f"the generation batch ({c.generation_batch} completions) must hold whole groups of num_generations",
-         f"a multiple of {g}, e.g. " + (f"generation_batch_size={math.lcm(g, c.per_device_train_batch_size)}"
-                                        if c.generation_batch_size else f"per_device_train_batch_size={g}")),
-        (("generation_batch_size", "per_device_train_batch_size"),
-         not c.generation_batch_size or c.generation_batch_size % c.per_device_train_batch_size == 0,
-         "generation_batch_size must be a multiple of per_device_train_batch_size", None),
-        (("mode", "init_checkpoint", "srl_output_dir"),
-         c.mode != "srl_then_rlvr" or bool(c.init_checkpoint or c.srl_output_dir),
-         "srl_then_rlvr starts RLVR from SRL's best checkpoint", "init_checkpoint=PATH or srl_output_dir=SRL_RUN_DIR"),
-        (("init_checkpoint", "srl_output_dir"), not (c.init_checkpoint and c.srl_output_dir),
-         "give one starting point, not both", "init_checkpoint or srl_output_dir"),
-        (("mode", "srl_output_dir"), c.srl_output_dir is None or c.mode == "srl_then_rlvr",
-         "srl_output_dir is only read by mode=srl_then_rlvr", "srl_output_dir=null, or mode=srl_then_rlvr"),
-        (("task", "rlvr_reward"), c.rlvr_reward in (None, c.task),
-         f"a {c.task} task cannot be scored by the {c.rlvr_reward} outcome reward", f"rlvr_reward={c.task} or null"),
-        (("task", "syntax"), c.syntax is None or (c.syntax == "text") == (c.task == "math"),
-         "math steps are free text; SWE actions are tool calls",
-         "syntax=text or null for math" if c.task == "math" else "syntax=xml|qwen|bash or null for swe"),
-        (("use_vllm", "vllm_mode", "vllm_server_base_url"),
-         not (c.use_vllm and c.vllm_mode == "server" and not c.vllm_server_base_url),
-         "vllm_mode=server needs the server's URL", "vllm_server_base_url=http://HOST:8000, or vllm_mode=colocate"),
-        (("eval_data", "eval_fraction"), c.eval_data is None or c.eval_fraction == 0,
-         "held-out examples come from eval_data or from an eval_fraction split, not both", None),
-        (("eval_steps", "eval_data", "eval_fraction"), c.eval_steps is None or c.has_eval,
-         "periodic evaluation needs held-out examples", "eval_data=PATH or eval_fraction > 0, or eval_steps=null"),
-        (("save_steps", "eval_steps"), c.eval_steps is None or c.save_steps % c.eval_steps == 0,
-         "the best checkpoint must be a saved one, so save_steps must be a multiple of eval_steps", None),
-        *exec_config_rules(c),
-    ]
-
-
-# -- coercion ---------------------------------------------------------------------------------------------
-class _Mismatch(Exception):
-    pass
-
-
-def _coerce(tp: Any, v: Any) -> Any:
-    origin, args = get_origin(tp), get_args(tp)
-    if origin in (Union, types.UnionType):
-        for arg in args:
-            with contextlib.suppress(_Mismatch):
-                return _coerce(arg, v)
-        raise _Mismatch
-    number = isinstance(v, (int, float)) and not isinstance(v, bool)
-    if origin is Literal and any(v == a and type(v) is type(a) for a in args):
-        return v
-    if (tp is type(None) and v is None) or (tp is bool and isinstance(v, bool)) or (tp is str and isinstance(v, str)):
-        return v
-    if tp is int and number and (isinstance(v, int) or v.is_integer()):
-        return int(v)
-    if tp is float and (number or isinstance(v, str)):  # PyYAML reads 5e-7 (no dot) as a string
-        with contextlib.suppress(ValueError):
-            if math.isfinite(f := float(v)):
-                return f
-    if tp is str and number:
-        return str(v)
-    if origin is tuple:  # tuple[str, ...]: a list of strings, or one string; "none" means no entry
-        items = [v] if isinstance(v, str) else v
-        if isinstance(items, (list, tuple)) and all(isinstance(i, str) for i in items):
-            return tuple(i for i in items if i != "none")
-    raise _Mismatch
-
-
-def _describe(tp: Any) -> str:
-    origin, args = get_origin(tp), get_args(tp)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in args)
-    if origin is Literal:
-        return " or ".join(repr(a) for a in args)
-    if origin is tuple:
-        return "a list of strings"
-    return {type(None): "null", bool: "true or false", int: "an integer", float: "a number",
-            str: "a string"}.get(tp, str(tp))
-
-
 def _coerce_field(key: str, value: Any, source: str) -> Any:
     try:
-        value = _coerce(_TYPES[key], value)
-    except _Mismatch:
-        raise ConfigError(source, key, "wrong type", value, _describe(_TYPES[key])) from None
+        value = coerce(_TYPES[key], value)
+    except Mismatch:
+        raise ConfigError(source, key, "wrong type", value, describe(_TYPES[key])) from None
     if key in SHARED_PATH_FIELDS and isinstance(value, str) and value.startswith(SHARED_PREFIX):
         value = os.path.abspath(shared_data_dir().expanduser() / value[len(SHARED_PREFIX):].lstrip("/"))
     return value
