@@ -139,3 +139,26 @@ def test_srl_then_rlvr_starts_from_srl_checkpoint(tiny: Path, tmp_path: Path):
     assert summary["start_model"] == str(start)
     before, srl_weights = weights(tiny), weights(start)
     assert any(not (before[k] == srl_weights[k]).all() for k in before)
+
+
+def test_max_prompt_length_skips_longer_prompts(tiny: Path, tmp_path: Path):
+    from transformers import AutoTokenizer
+
+    from srl_swe.errors import SRLError
+    from srl_swe.train.data import build_datasets
+    from srl_swe.train.run import fit_prompts
+
+    cfg = load_config(TINY_CFG, [f"model={tiny}", f"output_dir={tmp_path}"])
+    train_ds, eval_ds = build_datasets(cfg, "srl")
+    tok = AutoTokenizer.from_pretrained(tiny)
+    lengths = sorted(len(tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True)["input_ids"])
+                     for r in train_ds)
+    cut = lengths[len(lengths) // 2]  # about half of the examples are longer
+    kept_train, kept_eval = fit_prompts(train_ds, eval_ds, tok, cut, tmp_path)
+    report = json.loads((tmp_path / "prompt_lengths.json").read_text())
+    assert report["train"] == {"examples": len(lengths), "kept": sum(n <= cut for n in lengths),
+                               "dropped": sum(n > cut for n in lengths), "longest_tokens": lengths[-1]}
+    assert 0 < len(kept_train) < len(train_ds) and kept_eval is not None
+    assert report["eval"]["kept"] == len(kept_eval)
+    with pytest.raises(SRLError, match="every train prompt is longer than max_prompt_length=1"):
+        fit_prompts(train_ds, None, tok, 1, tmp_path)

@@ -167,7 +167,8 @@ class TrainConfig:
         """Arguments for trl.GRPOConfig (GRPO modes) or trl.SFTConfig (sft), named as TRL names them.
 
         bf16 is left out: resolve ``"auto"`` where torch is imported. max_prompt_length is not a TRL 1.x
-        argument either; prompts are cut by the caller. SFT's max_length is prompt + completion budget.
+        argument either: GRPO examples with longer prompts are skipped by ``srl_swe.train.run.fit_prompts``.
+        SFT's max_length is prompt + completion budget.
         """
         keys = ["output_dir", "seed", "learning_rate", "lr_scheduler_type", "max_grad_norm", "logging_steps",
                 "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs",

@@ -123,6 +123,8 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
 
     train_ds, eval_ds = build_datasets(cfg, mode)
     model, tokenizer = load_model_and_tokenizer(model_spec, dtype=cfg.dtype, lora=_lora(cfg))
+    if cfg.max_prompt_length and mode != "sft" and not cfg.exec_rlvr:
+        train_ds, eval_ds = fit_prompts(train_ds, eval_ds, tokenizer, cfg.max_prompt_length, run_dir)
     kw = {**cfg.trl_kwargs(), "output_dir": str(run_dir), "bf16": _bf16(cfg), "use_cpu": not torch.cuda.is_available()}
     # Always pass it: TRL's configs default it to True (about 20 % slower); transformers 5 renamed it.
     fields = {f.name for f in dataclasses.fields(SFTConfig if mode == "sft" else GRPOConfig)}
@@ -157,6 +159,38 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
         dynamic_sampling_eps=cfg.dynamic_sampling_eps if cfg.dynamic_sampling else None,
         dynamic_sampling_max_tries=cfg.dynamic_sampling_max_tries, dynamic_sampling_seed=cfg.seed,
     )
+
+
+def fit_prompts(train_ds, eval_ds, tokenizer, max_len: int, run_dir: Path):
+    """Drop the GRPO examples whose chat prompt is longer than ``max_len`` tokens (TRL 1.x has no
+    max_prompt_length; cutting a chat prompt from the left would drop its system prompt and task, so an
+    over-long example is skipped instead). Counts go to ``run_dir/prompt_lengths.json``."""
+    from srl_swe.errors import SRLError
+
+    def length(row: dict[str, Any]) -> dict[str, int]:
+        ids = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True)
+        # transformers 5 returns a BatchEncoding (a mapping, not a dict) where 4.x returned the id list.
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+        return {"_prompt_tokens": len(ids)}
+
+    report: dict[str, Any] = {"max_prompt_length": max_len}
+    out = []
+    for name, ds in (("train", train_ds), ("eval", eval_ds)):
+        if ds is None:
+            out.append(None)
+            continue
+        lengths = ds.map(length, desc=f"prompt lengths ({name})")["_prompt_tokens"]
+        keep = [i for i, n in enumerate(lengths) if n <= max_len]
+        report[name] = {"examples": len(lengths), "kept": len(keep), "dropped": len(lengths) - len(keep),
+                        "longest_tokens": max(lengths, default=0)}
+        if lengths and not keep:
+            raise SRLError(f"every {name} prompt is longer than max_prompt_length={max_len} tokens (the longest is "
+                           f"{max(lengths)}); raise max_prompt_length, or shorten prompts with window / "
+                           f"max_observation_chars")
+        out.append(ds.select(keep) if len(keep) < len(lengths) else ds)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "prompt_lengths.json").write_text(json.dumps(report, indent=2))
+    return out[0], out[1]
 
 
 def _save_final(trainer, run_dir: Path) -> Path:
