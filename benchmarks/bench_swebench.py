@@ -120,13 +120,13 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", type=Path, default=None, help="local_tasks folder (default: $SRL_SWE_DATA/local_tasks)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/swebench.json"))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-cold", action="store_true", help="skip the cold image build")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     from srl_swe.paths import shared_data_dir
 
     res = run(args.tasks or shared_data_dir() / "local_tasks", args.repeats, cold=not args.no_cold)

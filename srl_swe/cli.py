@@ -177,6 +177,25 @@ def cmd_eval_swebench(args: argparse.Namespace) -> int:
     return main_from_args(args)
 
 
+BENCHMARKS = ("core", "train", "learning", "swebench")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run ``benchmarks/bench_NAME.py`` of a source checkout (benchmarks are not part of the wheel)."""
+    import runpy
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"bench_{args.name}.py"
+    if not script.is_file():
+        raise SRLError(f"{script} not found: the benchmarks ship with the source checkout, not the wheel; "
+                       f"run srl-swe from a clone (pip install -e .)")
+    sys.argv = [str(script), *args.args]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as e:  # the scripts end with sys.exit(main())
+        return int(e.code or 0)
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from srl_swe.train.plot import plot_run
 
@@ -256,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw = ev.add_parser("swebench", help="SWE-bench: predictions (agent or oracle-file) graded by the harness")
     add_swebench_arguments(sw)
     sw.set_defaults(func=cmd_eval_swebench)
+
+    be = sub.add_parser("bench", help="run a benchmark of benchmarks/ (results as JSON + Markdown)")
+    be.add_argument("name", choices=BENCHMARKS)
+    be.add_argument("args", nargs=argparse.REMAINDER, help="passed to the script, e.g. --quick")
+    be.set_defaults(func=cmd_bench)
 
     pl = sub.add_parser("plot", help="draw a run's metrics.jsonl to PNG")
     pl.add_argument("run_dir")

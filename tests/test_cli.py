@@ -73,3 +73,12 @@ def test_cli_errors_are_clear(tmp_path: Path):
     bad.write_bytes(b"\xff\xfe{}")
     out = run("env", "run", "--data", str(bad))
     assert out.returncode == 2 and "UTF-8" in out.stderr and str(bad) in out.stderr
+
+
+def test_bench_runs_a_benchmark_script(shared_data, tmp_path, capsys):
+    out = tmp_path / "core.json"
+    assert main(["bench", "core", "--quick", "--repeats", "1", "--no-profile", "--data", str(shared_data),
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["quick"] is True and res["reward"]["identical"] is True
+    assert "Env step / bare score_output" in capsys.readouterr().out
