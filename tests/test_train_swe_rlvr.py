@@ -237,4 +237,5 @@ def test_dynamic_sampling_filters_on_the_environment_reward(shared_data, tiny, t
     assert per_func[:, 0].tolist() == [1.0, 0.0] and trainer._last_rewards.tolist() == [1.0, 0.0]
     assert group_std(trainer._last_rewards, 2).tolist() == [0.5]  # > eps: this group is kept
     assert [e.last_grade.status for e in envs] == ["resolved", "unresolved"]
-    assert [(r["reward"], r["tool_calls"]) for r in jsonl(tmp_path / "rollouts.jsonl")] == [(1.0, 2), (0.0, 1)]
+    # Gradings run in parallel, so lines land in the order they finish.
+    assert sorted((r["reward"], r["tool_calls"]) for r in jsonl(tmp_path / "rollouts.jsonl")) == [(0.0, 1), (1.0, 2)]
