@@ -76,25 +76,37 @@ def cmd_env_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_env_check(args: argparse.Namespace) -> int:
+def _check(env_id: str, label: str, **kwargs) -> bool:
     import warnings
 
     import gymnasium as gym
     from gymnasium.utils.env_checker import check_env
 
-    from srl_swe import ENV_IDS
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        env = gym.make(env_id, **kwargs)
+        check_env(env.unwrapped)
+        env.close()
+    print(f"{env_id:<18}{label:<12}" + ("ok" if not caught else f"{len(caught)} warning(s): {caught[0].message}"))
+    return not caught
+
+
+def cmd_env_check(args: argparse.Namespace) -> int:
+    from srl_swe.envs.registration import ENV_IDS, EXEC_ENV_IDS
+    from srl_swe.paths import shared_data_dir
 
     for env_id in ENV_IDS:
         for mode in ("trajectory", "step"):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                env = gym.make(env_id, mode=mode)
-                check_env(env.unwrapped)
-                env.close()
-            status = "ok" if not caught else f"{len(caught)} warning(s): {caught[0].message}"
-            print(f"{env_id:<16}{mode:<12}{status}")
-            if caught:
+            if not _check(env_id, mode, mode=mode):
                 return 1
+    # The executing env needs tasks (default: the shared local_tasks) and runs commands: checked on the local
+    # runtime, which needs no Docker.
+    tasks = shared_data_dir() / "local_tasks"
+    for env_id in EXEC_ENV_IDS:
+        if not tasks.is_dir():
+            print(f"{env_id:<18}{'local':<12}skipped: no tasks at {tasks} (set SRL_SWE_DATA)")
+        elif not _check(env_id, "local", tasks=tasks, runtime="local", max_steps=5):
+            return 1
     return 0
 
 

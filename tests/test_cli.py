@@ -63,7 +63,11 @@ def test_env_run_and_check():
     mean = float(noisy.stdout.strip().rsplit(" ", 1)[1])
     assert 0.3 < mean < 1.0
     check = run("env", "check")
-    assert check.returncode == 0 and check.stdout.count(" ok") == 4
+    lines = check.stdout.splitlines()
+    imitation = [line for line in lines if not line.startswith("SRL-SWE-Exec-v0")]
+    (exec_line,) = [line for line in lines if line.startswith("SRL-SWE-Exec-v0")]
+    assert check.returncode == 0 and len(imitation) == 4 and all(line.endswith(" ok") for line in imitation)
+    assert exec_line.endswith(" ok") or "skipped: no tasks" in exec_line  # checked on the local runtime
 
 
 def test_cli_errors_are_clear(tmp_path: Path):
