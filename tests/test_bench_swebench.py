@@ -4,22 +4,17 @@ reports the full run."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
 def test_bench_swebench_quick(local_tasks: Path, docker_client):
-    spec = importlib.util.spec_from_file_location("bench_swebench", REPO / "benchmarks" / "bench_swebench.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_swebench"] = bench
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("bench_swebench")
 
     res = bench.run(local_tasks, repeats=1, cold=False)
     g = res["grading"]

@@ -6,14 +6,12 @@ asserted: timings on a loaded CI machine are noisy. The README reports the measu
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import load_benchmark
 
 from srl_swe.actions import render
 
@@ -21,16 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.shared_data
 
 
-def _load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_core", REPO / "benchmarks" / "bench_core.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_core"] = module  # dataclasses/typing look modules up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_benchmark("bench_core")
 
 
 @pytest.fixture(scope="module")

@@ -185,7 +185,8 @@ def grade(predictions: dict[str, dict[str, Any]], instances: list[SWEInstance], 
         raise SRLError(f"--grader {grader!r}: choose harness or runtime")
     # Runtime grading is resumed from its own log: a verdict is kept while the patch it graded is unchanged.
     cache_path = out / f"runtime_grades.{run_id}.jsonl"
-    cache = PredictionLog(cache_path).read()
+    log = PredictionLog(cache_path)
+    cache = log.read()
     by_id = {i.instance_id: i for i in instances}
     results: dict[str, Any] = {}
     for pred in preds:
@@ -199,15 +200,8 @@ def grade(predictions: dict[str, dict[str, Any]], instances: list[SWEInstance], 
         else:
             res = grading.grade_in_runtime(by_id[iid], pred["model_patch"], runtime=runtime)
         results[iid] = res
-        PredictionLog(cache_path).append({"instance_id": iid, "model_patch": pred["model_patch"],
-                                          "result": _as_dict(res)})
+        log.append({"instance_id": iid, "model_patch": pred["model_patch"], "result": res.to_dict()})
     return results
-
-
-def _as_dict(res: Any) -> dict[str, Any]:
-    from dataclasses import asdict, is_dataclass
-
-    return asdict(res) if is_dataclass(res) else dict(res)
 
 
 def summarize(results: dict[str, Any], predictions: dict[str, dict[str, Any]],
@@ -216,7 +210,7 @@ def summarize(results: dict[str, Any], predictions: dict[str, dict[str, Any]],
     for iid, err in load_errors.items():
         per[iid] = {"status": "error", "resolved": False, "error": err}
     for iid, res in results.items():
-        r = _as_dict(res)
+        r = res.to_dict()
         pred = predictions.get(iid, {})
         per[iid] = {"status": r["status"], "resolved": bool(r["resolved"]), "error": r.get("error"),
                     "exit_status": pred.get("exit_status"), "prediction_error": pred.get("error")}
