@@ -2,6 +2,7 @@
 
     python benchmarks/bench_learning.py --budget-steps N [--minutes-cap M] [--eval-examples E] [--samples S]
         [--methods untrained,srl,sft] [--run-dir runs/bench-learning] [--out benchmarks/results/learning.json]
+        [--set srl.learning_rate=5e-5 ...]
 
 * SRL: ``configs/cpu-srl-gsm8k-smollm2.yaml``, SFT: ``configs/cpu-sft-gsm8k-smollm2.yaml``, each trained through
   ``srl_swe.train.run.build_trainer`` for the same budget: ``--budget-steps`` optimizer steps, stopped early
@@ -69,11 +70,22 @@ class Budget(TrainerCallback):
 
 
 def method_config(method: str, run_dir: Path, steps: int, eval_examples: int, samples: int,
-                  model: str | None) -> TrainConfig:
+                  model: str | None, extra: Sequence[str] = ()) -> TrainConfig:
     overrides = [f"output_dir={run_dir / method}", f"max_steps={steps}", "require_think=false", "step_eval=false",
                  "eval_steps=null", "save_steps=1000000", f"eval_max_examples={eval_examples}",
                  f"step_eval_samples={samples}"] + ([f"model={model}"] if model else [])
-    return load_config(CONFIGS[method], overrides)
+    return load_config(CONFIGS[method], [*overrides, *extra])
+
+
+def split_sets(sets: Sequence[str]) -> dict[str, list[str]]:
+    """``--set srl.learning_rate=5e-5`` -> ``{"srl": ["learning_rate=5e-5"]}`` (config keys, as on the CLI)."""
+    out: dict[str, list[str]] = {"srl": [], "sft": []}
+    for item in sets:
+        method, _, override = item.partition(".")
+        if method not in out or "=" not in override:
+            raise SystemExit(f"--set {item!r}: expected srl.KEY=VALUE or sft.KEY=VALUE")
+        out[method].append(override)
+    return out
 
 
 def _clock() -> tuple[float, float]:
@@ -218,15 +230,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="override the configs' model (tests: a tiny model)")
     ap.add_argument("--run-dir", type=Path, default=Path("runs/bench-learning"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/learning.json"))
+    ap.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                    help="a config override for one method, e.g. srl.learning_rate=5e-5 (repeatable)")
     args = ap.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    cfgs = {m: method_config(m, args.run_dir, args.budget_steps, args.eval_examples, args.samples, args.model)
-            for m in ("srl", "sft")}
+    sets = split_sets(args.set)
+    cfgs = {m: method_config(m, args.run_dir, args.budget_steps, args.eval_examples, args.samples, args.model,
+                             sets[m]) for m in ("srl", "sft")}
     eval_cfg = cfgs["srl"]
     settings = {"model": eval_cfg.model, "budget_steps": args.budget_steps, "minutes_cap": args.minutes_cap,
                 "eval_examples": args.eval_examples, "samples": args.samples, "temperature": eval_cfg.temperature,
                 "max_new_tokens": eval_cfg.max_completion_length, "seed": eval_cfg.seed, "eval_data":
                 eval_cfg.eval_data, "configs": {m: str(CONFIGS[m].relative_to(REPO)) for m in CONFIGS},
+                "overrides": sets,
                 "require_think": False, "nice": os.nice(0)}
     res: dict[str, Any] = {"machine": {**machine_info(), "loadavg_start": os.getloadavg()}, "settings": settings,
                            "methods": {}, "notes": NOTES}

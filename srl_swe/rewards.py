@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from srl_swe.actions import ActionSyntax, get_syntax, parse_output
@@ -92,12 +92,9 @@ class Score:
     thought_chars: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        # Every field is a str/float/bool/None, so a shallow dict equals dataclasses.asdict, which
-        # deep-copies field by field (5.4 us against 0.5 us; it showed in benchmarks/bench_core.py).
-        return {name: getattr(self, name) for name in _SCORE_FIELDS}
-
-
-_SCORE_FIELDS = tuple(f.name for f in fields(Score))
+        # Every field is a str/float/bool/None, so a shallow copy of the instance dict equals
+        # dataclasses.asdict, which deep-copies field by field (5.4 us against 0.2 us; env.step calls it).
+        return dict(self.__dict__)
 
 
 def score_output(

@@ -102,6 +102,19 @@ def test_step_mode_and_format_penalty():
         env.reset(options={"index": 34})
 
 
+@pytest.mark.parametrize("env_id", sorted(srl_swe.ENV_IDS))
+def test_step_order_is_enforced_by_the_env(env_id: str):
+    # registered with order_enforce=False: the env itself refuses a step outside an episode
+    env = gym.make(env_id, mode="step")
+    assert "OrderEnforcing" not in str(env) and "PassiveEnvChecker" in str(env)
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+        env.step("<think>t</think>x")
+    env.reset(options={"index": 0})
+    env.step("<think>t</think>x")
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+        env.step("<think>t</think>x")
+
+
 def test_seeded_reset_is_deterministic():
     env = gym.make("SRL-SWE-v0", mode="step")
     picks = [env.reset(seed=7)[1]["step_index"] for _ in range(2)]

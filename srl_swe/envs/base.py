@@ -26,6 +26,7 @@ OBS_CACHE_SIZE = 256  # (trajectory, step) prefixes kept
 # The whole model output (monologue included) may be long; only the action part is capped when scored.
 MAX_OUTPUT_CHARS = 1 << 20
 Mode = Literal["trajectory", "step"]
+Entry = tuple[str, tuple[dict[str, str], ...], str]  # prompt text, message dicts, expert action
 
 
 class StepImitationEnv(gym.Env[dict, str]):
@@ -75,7 +76,9 @@ class StepImitationEnv(gym.Env[dict, str]):
         self.action_space = UnicodeText(max_action_chars)
         self._traj = self._step = -1
         self._done = True
-        self._obs_cache: OrderedDict[tuple[int, int], tuple[str, tuple[Message, ...]]] = OrderedDict()
+        # (trajectory, step) -> (prompt text, message dicts that are copied, never handed out, expert action)
+        self._obs_cache: OrderedDict[tuple[int, int], Entry] = OrderedDict()
+        self._cur: Entry = ("", (), "")  # the entry of the current prompt
         self._last: Score | None = None  # the score of the latest step, None right after reset
         self._info_of, self._info_base = -1, {}
         self._syntax = ""
@@ -118,25 +121,29 @@ class StepImitationEnv(gym.Env[dict, str]):
         self._traj, self._step = (idx, 0) if self.mode == "trajectory" else self.index[idx]
         self._done, self._last = False, None
         self._syntax = self.builder.syntax_of(self._traj)
-        return self._obs(self._traj, self._step), self._info()
+        self._cur = self._entry(self._traj, self._step)
+        return _fresh(self._cur), self._info()
 
     def step(self, action: str):
         if self._done:
             raise RuntimeError("the episode is over: call reset() before step()")
         i, k = self._traj, self._step
-        expert = self.builder.target(i, k)  # the target only: a whole StepExample would also build a prompt
-        score = score_output(action, expert, self._syntax, self.metric, self.require_think)
-        self._last = score
+        score = self._last = score_output(action, self._cur[2], self._syntax, self.metric, self.require_think)
         self._step = k + 1  # follow the expert's path whatever the agent did
         if self.mode == "step":
             # One decision per episode (a contextual bandit): nothing follows the action, so the final
             # observation is the prompt it answered (cached by reset; fresh dicts, as gymnasium asks) rather
             # than a prefix nobody reads (GRPO steps G rollouts per example and discards it). info names the
             # expert action.
-            self._done = True
-            return self._obs(i, k), score.reward, True, False, self._info()
-        terminated = self._done = self._step >= len(self.trajectories[i].steps)
-        return self._obs(i, self._step), score.reward, terminated, False, self._info()
+            self._done = terminated = True
+        else:
+            terminated = self._done = self._step >= len(self.trajectories[i].steps)
+            self._cur = self._entry(i, self._step)
+        # Built inline (score.__dict__.copy() is Score.as_dict): beyond the reward, a step costs a few dict
+        # copies, and it is timed against the bare reward in benchmarks/bench_core.py.
+        return _fresh(self._cur), score.reward, terminated, False, {
+            **self._info_base, "step_index": self._step, "expert_action": score.expert,
+            "format_error": not score.valid, "score": score.__dict__.copy()}
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -152,33 +159,35 @@ class StepImitationEnv(gym.Env[dict, str]):
         return f"{head}\n{self.builder.prompt(self._traj, self._step)[-1][1][-2000:]}\n"
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _obs(self, i: int, k: int) -> dict[str, Any]:
-        # GRPO resets to the same step example G times: keep the last few prefixes (immutable strings).
+    def _entry(self, i: int, k: int) -> Entry:
+        # GRPO resets to the same step example G times: keep the last few prefixes with their targets.
         hit = self._obs_cache.get((i, k))
         if hit is None:
             messages: tuple[Message, ...] = self.builder.prompt(i, k)
-            prompt = (self.chat_template([{"role": r, "content": c} for r, c in messages]) if self.chat_template
-                      else self.builder.prompt_text(i, k))
-            hit = self._obs_cache[(i, k)] = (prompt, messages)
+            dicts = tuple([{"role": r, "content": c} for r, c in messages])
+            prompt = self.chat_template(list(map(dict.copy, dicts))) if self.chat_template else \
+                self.builder.prompt_text(i, k)
+            # k == number of steps: the final prefix of a finished episode, which has no expert action
+            target = self.builder.target(i, k) if k < len(self.trajectories[i].steps) else ""
+            hit = self._obs_cache[(i, k)] = (prompt, dicts, target)
             if len(self._obs_cache) > OBS_CACHE_SIZE:
                 self._obs_cache.popitem(last=False)
-        prompt, messages = hit
-        chat = tuple([{"role": r, "content": c} for r, c in messages])  # fresh dicts: callers may mutate them
-        return {"prompt": prompt, "messages": chat}
+        return hit
 
     def _info(self) -> dict[str, Any]:
-        if self._info_of != self._traj:  # the per-trajectory part, built once per episode
+        """info after reset: the per-trajectory part (built once per episode) and the step index."""
+        if self._info_of != self._traj:
             t = self.trajectories[self._traj]
             self._info_of, self._info_base = self._traj, {
                 "task_id": t.id, "trajectory_index": self._traj, "step_index": 0, "num_steps": len(t.steps),
                 "source_format": t.source_format, "syntax": self.builder.syntax_of(self._traj)}
-        info = self._info_base.copy()
-        info["step_index"] = self._step
-        if self._last is not None:  # after a step: what the action was scored against, and how
-            info["expert_action"] = self._last.expert
-            info["format_error"] = not self._last.valid
-            info["score"] = self._last.as_dict()
-        return info
+        return {**self._info_base, "step_index": self._step}
+
+
+def _fresh(entry: Entry) -> dict[str, Any]:
+    """An observation from a cache entry: fresh message dicts every call (callers may mutate or keep them,
+    and gymnasium's checker flags observations that share objects); the strings are immutable."""
+    return {"prompt": entry[0], "messages": tuple(map(dict.copy, entry[1]))}
 
 
 __all__ = ["FORMAT_PENALTY", "StepImitationEnv"]

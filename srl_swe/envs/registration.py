@@ -19,4 +19,6 @@ EXEC_ENV_IDS = {
 def register_envs() -> None:
     for env_id, entry_point in {**ENV_IDS, **EXEC_ENV_IDS}.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=entry_point, disable_env_checker=False)
+            # order_enforce=False: every env here raises on step() before reset() (or after the episode
+            # ended) itself, so gymnasium's OrderEnforcing layer would only add a call to each step.
+            gym.register(id=env_id, entry_point=entry_point, order_enforce=False, disable_env_checker=False)
