@@ -1,12 +1,14 @@
 """Learning benchmark: SRL vs SFT vs no training, held-out GSM8K step reward (SmolLM2-135M-Instruct, CPU).
 
-    python benchmarks/bench_learning.py --budget-steps N [--minutes-cap M] [--eval-examples E] [--samples S]
+    python benchmarks/bench_learning.py --budget-steps N [--minutes-cap M] [--cpu-minutes-cap C] [--eval-examples E]
+        [--samples S]
         [--methods untrained,srl,sft] [--run-dir runs/bench-learning] [--out benchmarks/results/learning.json]
         [--set srl.learning_rate=5e-5 ...]
 
 * SRL: ``configs/cpu-srl-gsm8k-smollm2.yaml``, SFT: ``configs/cpu-sft-gsm8k-smollm2.yaml``, each trained through
   ``srl_swe.train.run.build_trainer`` for the same budget: ``--budget-steps`` optimizer steps, stopped early
-  when ``--minutes-cap`` minutes of training wall time have passed (whichever comes first; both recorded).
+  when ``--minutes-cap`` minutes of training wall time or ``--cpu-minutes-cap`` minutes of process CPU time
+  have passed (whichever comes first; all recorded).
   Wall time (``perf_counter``) and CPU time (``process_time``, all threads) are kept per method.
 * untrained: the base model, no training.
 * All three are scored by ``srl_swe.train.run.step_eval`` with one evaluation config (the SRL config's: same
@@ -55,17 +57,21 @@ NOTES = {
 
 
 class Budget(TrainerCallback):
-    """Stops training once ``seconds`` of wall time have passed since train begin; suppresses checkpoint saves."""
+    """Stops training once ``seconds`` of wall time or ``cpu_seconds`` of this process's CPU time (all threads)
+    have passed since train begin; suppresses checkpoint saves. The CPU cap is the issue's budget (CPU-minutes)
+    and does not shrink when something else shares the machine."""
 
-    def __init__(self, seconds: float | None):
-        self.seconds, self.t0, self.capped = seconds, 0.0, False
+    def __init__(self, seconds: float | None, cpu_seconds: float | None = None):
+        self.seconds, self.cpu_seconds, self.t0, self.c0, self.capped = seconds, cpu_seconds, 0.0, 0.0, False
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.t0 = time.perf_counter()
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
 
     def on_step_end(self, args, state, control, **kwargs):
         control.should_save = False
-        if self.seconds and time.perf_counter() - self.t0 >= self.seconds and not control.should_training_stop:
+        over = (self.seconds and time.perf_counter() - self.t0 >= self.seconds) or \
+            (self.cpu_seconds and time.process_time() - self.c0 >= self.cpu_seconds)
+        if over and not control.should_training_stop:
             control.should_training_stop = self.capped = True
 
 
@@ -92,7 +98,7 @@ def _clock() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
 
-def train_method(cfg: TrainConfig, cap_s: float | None) -> dict[str, Any]:
+def train_method(cfg: TrainConfig, cap_s: float | None, cpu_cap_s: float | None = None) -> dict[str, Any]:
     """Train ``cfg`` within the budget; the final weights go to ``<output_dir>/final``."""
     from srl_swe.train.run import build_trainer
 
@@ -102,7 +108,7 @@ def train_method(cfg: TrainConfig, cap_s: float | None) -> dict[str, Any]:
     cfg.dump_yaml(run_dir / "config.yaml")
     w0 = time.perf_counter()
     trainer = build_trainer(cfg, cfg.mode, cfg.model, run_dir)
-    budget = Budget(cap_s)
+    budget = Budget(cap_s, cpu_cap_s)
     trainer.add_callback(budget)
     w1, c1 = _clock()
     trainer.train()
@@ -181,8 +187,10 @@ def _pm(se: float | None) -> str:
 
 def markdown(res: dict[str, Any]) -> str:
     m, s = res["machine"], res["settings"]
-    lines = [f"Learning benchmark, {s['model']}, budget {s['budget_steps']} optimizer steps / {s['minutes_cap']} min "
-             f"cap, held-out GSM8K: {s['eval_examples']} step examples, greedy + {s['samples']} sampled (T="
+    caps = " / ".join(c for c in (s["minutes_cap"] and f"{s['minutes_cap']:g} wall-min cap",
+                                  s.get("cpu_minutes_cap") and f"{s['cpu_minutes_cap']:g} CPU-min cap") if c)
+    lines = [f"Learning benchmark, {s['model']}, budget {s['budget_steps']} optimizer steps / {caps or 'no cap'}, "
+             f"held-out GSM8K: {s['eval_examples']} step examples, greedy + {s['samples']} sampled (T="
              f"{s['temperature']}), {s['max_new_tokens']} new tokens, require_think=false. Python {m['python']}, "
              f"{m['cpu_count']} CPUs, {m['date']}.", "",
              "| method | steps | train wall s | train CPU s | greedy reward | sampled reward | format viol. g / s |",
@@ -224,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget-steps", type=int, required=True, help="optimizer steps per trained method")
     ap.add_argument("--minutes-cap", type=float, default=None, help="training wall-clock cap per method")
+    ap.add_argument("--cpu-minutes-cap", type=float, default=None,
+                    help="training CPU-time cap per method (process CPU time, all threads)")
     ap.add_argument("--eval-examples", type=int, default=32, help="held-out GSM8K step examples")
     ap.add_argument("--samples", type=int, default=2, help="sampled outputs per held-out example")
     ap.add_argument("--methods", default="untrained,srl,sft")
@@ -239,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              sets[m]) for m in ("srl", "sft")}
     eval_cfg = cfgs["srl"]
     settings = {"model": eval_cfg.model, "budget_steps": args.budget_steps, "minutes_cap": args.minutes_cap,
+                "cpu_minutes_cap": args.cpu_minutes_cap,
                 "eval_examples": args.eval_examples, "samples": args.samples, "temperature": eval_cfg.temperature,
                 "max_new_tokens": eval_cfg.max_completion_length, "seed": eval_cfg.seed, "eval_data":
                 eval_cfg.eval_data, "configs": {m: str(CONFIGS[m].relative_to(REPO)) for m in CONFIGS},
@@ -247,11 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     res: dict[str, Any] = {"machine": {**machine_info(), "loadavg_start": os.getloadavg()}, "settings": settings,
                            "methods": {}, "notes": NOTES}
     cap_s = args.minutes_cap * 60 if args.minutes_cap else None
+    cpu_cap_s = args.cpu_minutes_cap * 60 if args.cpu_minutes_cap else None
     for method in methods:
         entry: dict[str, Any] = {}
         spec = eval_cfg.model
         if method != "untrained":
-            entry["train"] = train_method(cfgs[method], cap_s)
+            entry["train"] = train_method(cfgs[method], cap_s, cpu_cap_s)
             spec = entry["train"]["final_model"]
         entry["eval"] = evaluate(eval_cfg, spec, args.run_dir / method / "step_eval")
         res["methods"][method] = entry

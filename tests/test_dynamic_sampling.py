@@ -3,6 +3,11 @@ a zero-variance group contributes no gradient and does not dilute the loss norma
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +105,39 @@ def test_training_step_logs_filtered_fraction(tiny: Path, tmp_path: Path):
     logged = [h for h in trainer.state.log_history if "dynamic_sampling/filtered_fraction" in h]
     assert logged and 0.0 <= logged[0]["dynamic_sampling/filtered_fraction"] <= 1.0
     assert trainer.state.global_step == 1
+
+
+def test_two_processes_keep_informative_groups_in_trl_layout(tiny: Path, tmp_path: Path):
+    """torchrun, 2 CPU (gloo) processes: the keep/drop decision is global, each process gets its slice of the
+    global batch (also when a group spans both), the token count is global, and one DDP step keeps the
+    processes' weights equal."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = Path(__file__).parent / "dist_scripts" / "dynamic_sampling_ranks.py"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), str(script), str(tiny), str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+
+    aligned = [got["aligned-0"], got["aligned-1"]]
+    for r in aligned:
+        assert r["rows"] == G and len(set(r["prompts"])) == 1 and "FLAT" not in r["prompts"][0]
+        assert sum(abs(a) for a in r["advantages"]) > 0, "every kept group is informative"
+        assert r["filtered_fraction"] > 0 and r["unfilled_groups"] == 0
+        assert r["num_items_in_batch"] == sum(x["local_tokens"] for x in aligned)
+    assert aligned[0]["advantages"] != aligned[1]["advantages"]
+
+    spanning = [got["spanning-0"], got["spanning-1"]]
+    assert [r["rows"] for r in spanning] == [G // 2, G // 2]
+    assert spanning[0]["prompts"][0] == spanning[1]["prompts"][0] and "FLAT" not in spanning[0]["prompts"][0]
+    group_adv = spanning[0]["advantages"] + spanning[1]["advantages"]
+    assert abs(sum(group_adv)) < 1e-4 and sum(abs(a) for a in group_adv) > 0  # one group, normalised across ranks
+    assert spanning[0]["num_items_in_batch"] == sum(r["local_tokens"] for r in spanning)
+
+    t0, t1 = got["train-0"], got["train-1"]
+    assert t0["world_size"] == 2 and t0["global_step"] == t1["global_step"] == 1 and t0["changed"]
+    assert t0["weights"] == t1["weights"]
+    assert t0["logged"] and t0["logged"][0]["dynamic_sampling/filtered_fraction"] > 0

@@ -9,11 +9,18 @@ drops such groups and generates for further prompts until the batch holds only i
 Only the batch assembly changes: generation, scoring and the loss are TRL's own. Groups from different
 generation rounds are merged by re-padding (prompts on the left, completions on the right), and
 ``num_items_in_batch`` is recomputed over the merged batch. Advantages stay per group, which requires
-``scale_rewards="group"`` (or ``"none"``); single-process only for now.
+``scale_rewards="group"`` (or ``"none"``).
+
+Several processes (``torchrun``/``accelerate launch``): TRL gathers the rewards of all processes and groups
+them globally (a group may span processes), so every process makes the same keep/drop decision. Each round's
+output is gathered (padded across processes), the kept groups are merged into the global batch, and each
+process takes its own slice of it, exactly where TRL would have put its rows; refill prompts are drawn from
+one seeded order on every process, each taking its share.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,6 +77,13 @@ def merge_groups(parts: list[tuple[dict[str, Any], torch.Tensor]], pad_token_id:
     return merged
 
 
+def local_slice(batch: dict[str, Any], rank: int, rows: int) -> dict[str, Any]:
+    """Rows ``rank * rows ... (rank + 1) * rows`` of every per-sample tensor; ``num_items_in_batch`` stays global
+    (TRL's convention: the token count of the whole generation batch over all processes)."""
+    part = slice(rank * rows, (rank + 1) * rows)
+    return {k: v if k == "num_items_in_batch" else v[part] for k, v in batch.items()}
+
+
 class SRLGRPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` plus dynamic sampling (``dynamic_sampling_eps=None`` turns it off)."""
 
@@ -81,12 +95,9 @@ class SRLGRPOTrainer(GRPOTrainer):
         self._refill_rng = torch.Generator().manual_seed(dynamic_sampling_seed)
         self._refill_order: Iterator[int] = iter(())
         self._last_rewards: torch.Tensor | None = None
-        if dynamic_sampling_eps is not None:
-            if self.accelerator.num_processes > 1:
-                raise NotImplementedError("dynamic sampling runs single-process for now; set dynamic_sampling: false")
-            if self.scale_rewards not in ("group", "none"):
-                raise ValueError(f"dynamic sampling needs per-group advantages (scale_rewards='group' or 'none'), "
-                                 f"got {self.scale_rewards!r}")
+        if dynamic_sampling_eps is not None and self.scale_rewards not in ("group", "none"):
+            raise ValueError(f"dynamic sampling needs per-group advantages (scale_rewards='group' or 'none'), "
+                             f"got {self.scale_rewards!r}")
 
     # Keep the rewards of the latest scoring call: the groups are filtered on them. An environment's reward
     # (environment_factory with get_reward) is one of TRL's reward columns, weight 1, so it is filtered on too.
@@ -101,7 +112,8 @@ class SRLGRPOTrainer(GRPOTrainer):
         return rewards_per_func
 
     def _refill_prompts(self, groups: int) -> list[dict[str, Any]]:
-        """``groups`` further prompts from the training set, each repeated once per generation."""
+        """This process's share of ``groups`` further prompts, each repeated once per generation. Every process
+        draws the same global list (one seeded order), so the shares are disjoint and together in TRL's layout."""
         rows = []
         for _ in range(groups):
             try:
@@ -112,20 +124,42 @@ class SRLGRPOTrainer(GRPOTrainer):
                 idx = next(self._refill_order)
             row = self.train_dataset[int(idx)]
             rows.extend(dict(row) for _ in range(self.num_generations))
-        return rows
+        share = len(rows) // self.accelerator.num_processes
+        return rows[self.accelerator.process_index * share:(self.accelerator.process_index + 1) * share]
+
+    def _gather_output(self, out: dict[str, Any]) -> dict[str, Any]:
+        """The whole generation batch of every process, rows in TRL's order (process by process)."""
+        acc, pad = self.accelerator, self.processing_class.pad_token_id
+        full: dict[str, Any] = {}
+        for key, value in out.items():
+            if key == "num_items_in_batch":
+                continue  # recomputed by merge_groups
+            if not isinstance(value, torch.Tensor):
+                raise NotImplementedError(f"dynamic sampling cannot gather {key!r} across processes; "
+                                          "set dynamic_sampling: false")
+            if value.dim() == 2:
+                left = key in _LEFT_PADDED
+                fill = pad if key in ("prompt_ids", "completion_ids") else (1 if key == "tool_mask" else 0)
+                value = acc.pad_across_processes(value, dim=1, pad_index=fill, pad_first=left)
+            full[key] = acc.gather(value)
+        return full
 
     def _generate_and_score_completions(self, inputs):
         if self.dynamic_sampling_eps is None or not self.model.training:
             return super()._generate_and_score_completions(inputs)
-        group = self.num_generations
-        needed = len(inputs) // group
+        group, procs = self.num_generations, self.accelerator.num_processes
+        needed = procs * len(inputs) // group  # groups in the global generation batch
+        # a refill of k groups must split evenly over the processes (k * group rows)
+        unit = procs // math.gcd(group, procs)
         kept: list[tuple[dict[str, Any], torch.Tensor]] = []
         spare: list[tuple[dict[str, Any], torch.Tensor]] = []
         seen = dropped = tries = 0
         batch = inputs
         while True:
             out = super()._generate_and_score_completions(batch)
-            std = group_std(self._last_rewards, group)
+            if procs > 1:
+                out = self._gather_output(out)
+            std = group_std(self._last_rewards, group)  # TRL gathers the rewards: global, same on every process
             seen += std.numel()
             for g, s in enumerate(std.tolist()):
                 rows = torch.arange(g * group, (g + 1) * group)
@@ -138,11 +172,13 @@ class SRLGRPOTrainer(GRPOTrainer):
                 break
             tries += 1
             # Ask for twice the shortfall: a prompt that was uninformative once often is again.
-            batch = self._refill_prompts(min(2 * (needed - len(kept)), needed))
+            refill = min(2 * (needed - len(kept)), needed)
+            batch = self._refill_prompts(-(-refill // unit) * unit)
         unfilled = needed - len(kept)
         kept.extend(spare[:unfilled])
         metrics = self._metrics["train"]
         metrics["dynamic_sampling/filtered_fraction"].append(dropped / max(seen, 1))
         metrics["dynamic_sampling/refills"].append(float(tries))
         metrics["dynamic_sampling/unfilled_groups"].append(float(max(unfilled, 0)))
-        return merge_groups(kept, self.processing_class.pad_token_id)
+        merged = merge_groups(kept, self.processing_class.pad_token_id)
+        return local_slice(merged, self.accelerator.process_index, len(inputs)) if procs > 1 else merged
