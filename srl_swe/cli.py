@@ -152,9 +152,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)  # every check runs before any model loads
     cfg.check_paths()
-    from srl_swe.train.run import train
+    from srl_swe.train.run import is_main_process, train
 
     summary = train(cfg, resume=args.resume)
+    if not is_main_process():  # torchrun / accelerate launch: rank 0 reports and plots
+        return 0
     print(json.dumps(summary, indent=2))
     if not args.no_plot:
         from srl_swe.train.plot import plot_run

@@ -162,3 +162,32 @@ def test_max_prompt_length_skips_longer_prompts(tiny: Path, tmp_path: Path):
     assert report["eval"]["kept"] == len(kept_eval)
     with pytest.raises(SRLError, match="every train prompt is longer than max_prompt_length=1"):
         fit_prompts(train_ds, None, tok, 1, tmp_path)
+
+
+@pytest.mark.slow
+def test_cli_train_under_torchrun_two_processes(tiny: Path, tmp_path: Path):
+    """`torchrun --nproc_per_node 2 -m srl_swe.cli train`: two CPU (gloo) processes, dynamic sampling on, rank 0
+    writes the run files once; the final model is complete and its weights moved."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), "-m", "srl_swe.cli", "train", "--config", str(TINY_CFG), "--no-plot",
+           f"model={tiny}", f"output_dir={run}", "dynamic_sampling=true", "dynamic_sampling_max_tries=2",
+           "require_think=false"]  # graded rewards from a random model, so the groups carry signal
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=REPO,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count('"final_model"') == 1, "only rank 0 prints the summary"
+    logs = metrics(run)
+    steps = [r["step"] for r in logs if "dynamic_sampling/filtered_fraction" in r]
+    assert steps == [1, 2], "one log line per optimizer step (rank 0 only)"
+    (ckpt,) = complete_checkpoints(run)
+    assert (ckpt / "optimizer.pt").is_file()
+    final = run / "final"
+    assert (final / "tokenizer.json").is_file() and not (run / "final.tmp").exists()
+    before, after = weights(tiny), weights(final)
+    assert any(not (before[k] == after[k]).all() for k in before)

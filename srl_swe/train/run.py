@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ from srl_swe.rewards import SRLReward, score_output
 from srl_swe.train.config import TrainConfig
 
 COMPLETE = "COMPLETE"
+
+
+def is_main_process() -> bool:
+    """Rank 0 under ``torchrun`` / ``accelerate launch`` (and a run on its own): the one that writes run files."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 class RunLog(TrainerCallback):
@@ -188,20 +194,27 @@ def fit_prompts(train_ds, eval_ds, tokenizer, max_len: int, run_dir: Path):
                            f"{max(lengths)}); raise max_prompt_length, or shorten prompts with window / "
                            f"max_observation_chars")
         out.append(ds.select(keep) if len(keep) < len(lengths) else ds)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "prompt_lengths.json").write_text(json.dumps(report, indent=2))
+    if is_main_process():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "prompt_lengths.json").write_text(json.dumps(report, indent=2))
     return out[0], out[1]
 
 
 def _save_final(trainer, run_dir: Path) -> Path:
-    """Write the final model atomically: a temp folder renamed into place."""
+    """Write the final model atomically: a temp folder renamed into place (by the main process, once every
+    process has handed its part to ``save_model``)."""
     final, tmp = run_dir / "final", run_dir / "final.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
-    trainer.processing_class.save_pretrained(str(tmp))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    acc, main = trainer.accelerator, is_main_process()
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    acc.wait_for_everyone()
+    trainer.save_model(str(tmp))  # called on every process; the Trainer writes from the main one
+    if main:
+        trainer.processing_class.save_pretrained(str(tmp))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    acc.wait_for_everyone()
     return final
 
 
@@ -209,7 +222,8 @@ def train_stage(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path, res
     run_dir.mkdir(parents=True, exist_ok=True)
     resume_from = None
     if resume:
-        drop_incomplete(run_dir)
+        if is_main_process():
+            drop_incomplete(run_dir)
         done = complete_checkpoints(run_dir)
         resume_from = str(done[-1]) if done else None
     trainer = build_trainer(cfg, mode, model_spec, run_dir)
@@ -234,12 +248,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Run the configured mode; returns where the final model is. The resolved config is kept in the run dir."""
     run_dir = Path(cfg.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.dump_yaml(run_dir / "config.yaml")
+    main = is_main_process()  # with several processes, run files and the step eval are rank 0's
+    if main:
+        cfg.dump_yaml(run_dir / "config.yaml")
     if cfg.mode == "srl_then_rlvr":
         start = str(cfg.init_checkpoint) if cfg.init_checkpoint else str(best_checkpoint(Path(cfg.srl_output_dir)))
     else:
         start = cfg.init_checkpoint or cfg.model
-    measure = cfg.step_eval and cfg.has_eval
+    measure = cfg.step_eval and cfg.has_eval and main
     before = step_eval(cfg, start, run_dir / "step_eval_before") if measure and not resume else None
     final = train_stage(cfg, "rlvr" if cfg.mode == "srl_then_rlvr" else cfg.mode, start, run_dir, resume)
     summary: dict[str, Any] = {"mode": cfg.mode, "start_model": str(start), "final_model": str(final),
@@ -253,5 +269,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             "format_violation_before": before and before["greedy"]["format_violation_rate"],
             "format_violation_after": after["greedy"]["format_violation_rate"],
         }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if main:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
