@@ -273,6 +273,20 @@ def test_trl_kwargs_are_trl_arguments():
         assert set(cfg.trl_kwargs()) <= (grpo if cfg.is_grpo else sft), path.name
 
 
+@pytest.mark.parametrize("sets, mode, url", [([], "colocate", None),
+                                             (["vllm_mode=server", "vllm_server_base_url=http://10.0.0.2:8000"],
+                                              "server", "http://10.0.0.2:8000")])
+def test_gpu_config_reaches_trl_with_vllm(sets: list[str], mode: str, url: str | None, tmp_path: Path):
+    """The GPU path (TRL's own vLLM rollouts) cannot run without a GPU; what this project controls is that the
+    flags and the paper's settings arrive in a GRPOConfig that TRL accepts."""
+    trl = pytest.importorskip("trl")
+    cfg = load_config(REPO / "configs" / "srl-swe-qwen2.5-coder-7b.yaml", sets)
+    args = trl.GRPOConfig(**{**cfg.trl_kwargs(), "output_dir": str(tmp_path), "bf16": False, "use_cpu": True})
+    assert (args.use_vllm, args.vllm_mode, args.vllm_server_base_url) == (True, mode, url)
+    assert (args.num_generations, args.generation_batch_size, args.beta) == (8, 512, 0.0)
+    assert (args.temperature, args.learning_rate, args.max_grad_norm) == (1.0, 5e-7, 1.0)
+
+
 def test_no_torch_import():
     code = ("import sys; from srl_swe.train.config import load_config; import glob\n"
             "[load_config(p) for p in glob.glob('configs/*.yaml')]\n"
