@@ -123,6 +123,8 @@ def cmd_env_run(args: argparse.Namespace) -> int:
     base = env.unwrapped
     policy = NoisyReplayPolicy(base, seed=args.seed) if args.policy == "noisy" else POLICIES[args.policy](base)
     n = min(args.episodes, len(base.trajectories)) if args.episodes else len(base.trajectories)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out = open(args.out, "w") if args.out else None  # noqa: SIM115 - closed below, kept open across episodes
     rewards_all = []
     try:

@@ -74,7 +74,7 @@ def test_end_to_end_tiny(shared_data: Path, tmp_path: Path):
     from srl_swe.train.tiny import make_tiny_qwen2
 
     tiny = make_tiny_qwen2(tmp_path / "tiny")
-    out = tmp_path / "learning.json"
+    out = tmp_path / "results" / "learning.json"
     argv = ["--budget-steps", "1", "--cpu-minutes-cap", "30", "--eval-examples", "2", "--samples", "1",
             "--model", str(tiny), "--run-dir", str(tmp_path / "runs"), "--out", str(out),
             "--set", "srl.max_completion_length=8", "--set", "sft.learning_rate=1e-4"]

@@ -55,10 +55,13 @@ def test_data_build_is_deterministic(tmp_path: Path, bundled_swe: Path):
     assert rewards == [1.0, 1.0]
 
 
-def test_env_run_and_check():
-    out = run("env", "run", "--policy", "replay", "--quiet")
+def test_env_run_and_check(tmp_path: Path):
+    rows = tmp_path / "runs" / "demo" / "replay.jsonl"  # a folder that does not exist yet, as in `make demo`
+    out = run("env", "run", "--policy", "replay", "--quiet", "--out", str(rows))
     assert out.returncode == 0, out.stderr
     assert "4 episodes, 34 steps, mean step reward 1.000" in out.stdout
+    records = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert len(records) == 34 and {r["reward"] for r in records} == {1.0} and all(r["valid"] for r in records)
     noisy = run("env", "run", "--env", "SRL-Math-v0", "--policy", "noisy", "--quiet")
     mean = float(noisy.stdout.strip().rsplit(" ", 1)[1])
     assert 0.3 < mean < 1.0
@@ -80,7 +83,7 @@ def test_cli_errors_are_clear(tmp_path: Path):
 
 
 def test_bench_runs_a_benchmark_script(shared_data, tmp_path, capsys):
-    out = tmp_path / "core.json"
+    out = tmp_path / "results" / "core.json"  # a folder that does not exist yet
     assert main(["bench", "core", "--quick", "--repeats", "1", "--no-profile", "--data", str(shared_data),
                  "--out", str(out)]) == 0
     res = json.loads(out.read_text())

@@ -113,6 +113,8 @@ def test_eval_steps_and_plot(tiny: Path, tmp_path: Path, bundled_math: Path):
                                                  for s in range(1, 6)) + "\n")
     png = plot_run(run)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    elsewhere = plot_run(run, tmp_path / "plots" / "run.png")  # -o into a folder that does not exist yet
+    assert elsewhere.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_bad_config_fails_before_any_model_loads(tmp_path: Path):
