@@ -173,11 +173,11 @@ def fit_prompts(train_ds, eval_ds, tokenizer, max_len: int, run_dir: Path):
     over-long example is skipped instead). Counts go to ``run_dir/prompt_lengths.json``."""
     from srl_swe.errors import SRLError
 
-    def length(row: dict[str, Any]) -> dict[str, int]:
-        ids = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True)
-        # transformers 5 returns a BatchEncoding (a mapping, not a dict) where 4.x returned the id list.
-        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
-        return {"_prompt_tokens": len(ids)}
+    def lengths(rows: dict[str, list]) -> dict[str, list[int]]:
+        # Render, then tokenize the batch in one fast-tokenizer call: the same ids as
+        # apply_chat_template(tokenize=True) row by row (which adds no special tokens either), 2-3x faster.
+        texts = tokenizer.apply_chat_template(rows["prompt"], add_generation_prompt=True, tokenize=False)
+        return {"_prompt_tokens": [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]}
 
     report: dict[str, Any] = {"max_prompt_length": max_len}
     out = []
@@ -185,15 +185,15 @@ def fit_prompts(train_ds, eval_ds, tokenizer, max_len: int, run_dir: Path):
         if ds is None:
             out.append(None)
             continue
-        lengths = ds.map(length, desc=f"prompt lengths ({name})")["_prompt_tokens"]
-        keep = [i for i, n in enumerate(lengths) if n <= max_len]
-        report[name] = {"examples": len(lengths), "kept": len(keep), "dropped": len(lengths) - len(keep),
-                        "longest_tokens": max(lengths, default=0)}
-        if lengths and not keep:
+        counts = ds.map(lengths, batched=True, batch_size=256, desc=f"prompt lengths ({name})")["_prompt_tokens"]
+        keep = [i for i, n in enumerate(counts) if n <= max_len]
+        report[name] = {"examples": len(counts), "kept": len(keep), "dropped": len(counts) - len(keep),
+                        "longest_tokens": max(counts, default=0)}
+        if counts and not keep:
             raise SRLError(f"every {name} prompt is longer than max_prompt_length={max_len} tokens (the longest is "
-                           f"{max(lengths)}); raise max_prompt_length, or shorten prompts with window / "
+                           f"{max(counts)}); raise max_prompt_length, or shorten prompts with window / "
                            f"max_observation_chars")
-        out.append(ds.select(keep) if len(keep) < len(lengths) else ds)
+        out.append(ds.select(keep) if len(keep) < len(counts) else ds)
     if is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "prompt_lengths.json").write_text(json.dumps(report, indent=2))
