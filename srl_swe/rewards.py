@@ -112,12 +112,26 @@ def score_output(
     syn = get_syntax(syntax)
     expert_text = expert if isinstance(expert, str) else syn.render(expert)
     try:
-        parsed = parse_output(output, syn, require_think)
-        predicted = syn.render(parsed.action)
+        parsed, predicted = _parse_and_render(output, syn, require_think)
     except ActionParseError as e:
         return Score(FORMAT_PENALTY, False, str(e), None, None, expert_text)
     sim = get_metric(metric)(predicted, expert_text)
     return Score(sim, True, "ok", sim, predicted, expert_text, len(parsed.thought))
+
+
+def _parse_and_render(output: object, syn: ActionSyntax, require_think: bool):
+    parsed = parse_output(output, syn, require_think)
+    return parsed, syn.render(parsed.action)
+
+
+def format_violation(output: object, syntax: str | ActionSyntax = "xml", require_think: bool = True) -> bool:
+    """True when :func:`score_output` would give ``output`` the format penalty (same parse and render; the
+    similarity is not computed)."""
+    try:
+        _parse_and_render(output, get_syntax(syntax), require_think)
+    except ActionParseError:
+        return True
+    return False
 
 
 def completion_text(completion: Any) -> Any:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from srl_swe.actions import SYNTAXES, parse_output, render
 from srl_swe.errors import ActionParseError, TrajectoryFormatError
-from srl_swe.rewards import FORMAT_PENALTY, score_output
+from srl_swe.rewards import FORMAT_PENALTY, format_violation, score_output
 from srl_swe.schema import ToolCall
 from srl_swe.trajectories import load_file, load_trajectories
 
@@ -197,6 +197,18 @@ def test_parse_output_raises_only_action_parse_error(text: str, syntax: str) -> 
         return
     assert isinstance(parsed.action, ToolCall)
     assert render(parsed.action, syntax)  # whatever parses can be rendered back
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=outputs, syntax=st.sampled_from(SYNTAX_NAMES), require_think=st.booleans())
+@example(text="<think>t</think>\n<function=bash>\n<parameter=command>ls</parameter>\n</function>", syntax="xml",
+         require_think=True)
+def test_format_violation_agrees_with_score_output(text: str, syntax: str, require_think: bool) -> None:
+    """The trainer's logged format-violation column checks the format without computing the similarity: it
+    must flag exactly the outputs the reward penalises."""
+    score = score_output(text, "ls", syntax, require_think=require_think)  # expert as its rendering
+    assert format_violation(text, syntax, require_think) is (not score.valid)
+    assert (score.reward == FORMAT_PENALTY) is (not score.valid)
 
 
 # ----------------------------------------------------------------------------------------- round trip

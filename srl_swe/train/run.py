@@ -24,7 +24,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from srl_swe.rewards import SRLReward, score_output
+from srl_swe.rewards import SRLReward, completion_text, format_violation
 from srl_swe.train.config import TrainConfig
 
 COMPLETE = "COMPLETE"
@@ -65,11 +65,9 @@ class FormatRate:
         self.require_think = require_think
 
     def __call__(self, prompts=None, completions=(), expert_action=(), syntax=None, **_):
-        from srl_swe.rewards import completion_text
-
         syntaxes = syntax or ["xml"] * len(completions)
-        return [float(not score_output(completion_text(c), e, s, require_think=self.require_think).valid)
-                for c, e, s in zip(completions, expert_action, syntaxes, strict=True)]
+        return [float(format_violation(completion_text(c), s, self.require_think))
+                for c, s in zip(completions, syntaxes, strict=True)]
 
 
 def complete_checkpoints(run_dir: Path) -> list[Path]:
