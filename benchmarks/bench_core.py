@@ -355,7 +355,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                     help="store a cProfile of env.step (default: only when the ratio misses its target)")
     args = ap.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     data = args.data or shared_data_dir()
     if not (data / "trajectories").is_dir():
         ap.error(f"{data / 'trajectories'} not found: pass --data or set SRL_SWE_DATA")

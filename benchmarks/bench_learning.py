@@ -243,7 +243,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                     help="a config override for one method, e.g. srl.learning_rate=5e-5 (repeatable)")
     args = ap.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     sets = split_sets(args.set)
     cfgs = {m: method_config(m, args.run_dir, args.budget_steps, args.eval_examples, args.samples, args.model,

@@ -127,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-cold", action="store_true", help="skip the cold image build")
     args = ap.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     from srl_swe.paths import shared_data_dir
 
     res = run(args.tasks or shared_data_dir() / "local_tasks", args.repeats, cold=not args.no_cold)

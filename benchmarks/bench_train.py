@@ -363,7 +363,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                     help="store a cProfile breakdown (default: only when the step ratio misses its target)")
     args = ap.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     res = run(args.quick, args.steps, args.repeats, args.profile, args.rollout_model, threads=args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
