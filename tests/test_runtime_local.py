@@ -97,6 +97,17 @@ def test_background_child_holding_output_does_not_block(rt: LocalRuntime):
     assert time.monotonic() - start < 3
 
 
+def test_output_closed_before_exit_is_not_a_kill(rt: LocalRuntime):
+    # EOF on the output pipe can arrive before the exit is reaped (CI hit this under load with plain
+    # `pwd && ls`, reported as code -9); a command that closes its output and then exits must keep its code.
+    res = rt.execute("echo hi; exec >&- 2>&-; sleep 0.5; exit 4", timeout=10)
+    assert (res.output, res.exit_code, res.timed_out) == ("hi\n", 4, False)
+    assert res.duration >= 0.5
+    res = rt.execute("exec >&- 2>&-; sleep 30", timeout=1)  # closed its output but ran on: a timeout
+    assert (res.exit_code, res.timed_out) == (None, True)
+    assert res.duration < 5
+
+
 def test_output_cap_keeps_head_and_tail(repo: Path):
     with LocalRuntime(repo, max_output=1000) as runtime:
         r = runtime.execute("echo START; head -c 5000000 /dev/zero | tr '\\0' x; echo; echo END")

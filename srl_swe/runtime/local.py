@@ -136,6 +136,12 @@ class LocalRuntime:
                 if sel.select(timeout=min(0.5, limit - now)):
                     chunk = os.read(fd, 65536)
                     if not chunk:
+                        # EOF can come before the exit is reaped (a loaded machine makes that likely):
+                        # wait for the exit up to the deadline rather than kill a finished command.
+                        try:
+                            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                        except subprocess.TimeoutExpired:
+                            return True  # it closed its output but kept running
                         return False
                     buf.feed(chunk)
 
