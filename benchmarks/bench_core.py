@@ -19,13 +19,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime
 import difflib
 import gc
-import io
-import json
-import os
-import platform
 import pstats
 import random
 import re
@@ -34,20 +29,22 @@ import string
 import sys
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 from tqdm import tqdm
 
-import srl_swe  # registers the environments
+import srl_swe  # noqa: F401  (registers the environments make_env asks for)
 from srl_swe.actions import render
 from srl_swe.paths import shared_data_dir
-from srl_swe.rewards import MAX_SCORED_CHARS, RATIO_BACKEND, score_output, sequence_similarity
+from srl_swe.rewards import MAX_SCORED_CHARS, score_output, sequence_similarity
 from srl_swe.schema import ToolCall
 from srl_swe.steps import build_steps, render_chatml
 from srl_swe.trajectories import load_trajectories
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_info, profile_top, time_stats, timed, write_results
 
 TARGETS = {"reward_speedup_min": 3.0, "env_step_ratio_max": 1.10, "load_seconds_max": 5.0}
 KINDS, KIND_WEIGHTS = ("delete", "insert", "replace", "swap", "unrelated"), (3, 3, 3, 2, 1)
@@ -95,23 +92,6 @@ def make_pairs(calls: Sequence[ToolCall], limit: int | None = None, seed: int = 
     return [(k, perturb_text(e, rng, k, experts), e) for k, e in zip(kinds, experts, strict=True)]
 
 
-def _timed(fn: Callable[[], Any]) -> float:
-    gc.collect()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        fn()
-        return time.perf_counter() - start
-    finally:
-        gc.enable()
-
-
-def _stats(times: Sequence[float], n: int) -> dict[str, Any]:
-    best = min(times)
-    return {"best_s": best, "median_s": statistics.median(times), "runs_s": list(times),
-            "best_us_per_call": 1e6 * best / max(n, 1)}
-
-
 def stdlib_similarity(predicted: str, expert: str) -> float:
     return difflib.SequenceMatcher(None, predicted, expert).ratio()
 
@@ -129,13 +109,13 @@ def bench_reward(pairs: Sequence[Pair], repeats: int = 5) -> dict[str, Any]:
     for _ in tqdm(range(repeats), desc="reward timing", leave=False):  # interleaved, so drift hits both
         for b, group in buckets.items():
             for name, fn in impls.items():
-                times[b][name].append(_timed(lambda g=group, f=fn: [f(p, e) for _, p, e in g]))
+                times[b][name].append(timed(lambda g=group, f=fn: [f(p, e) for _, p, e in g]))
     by_length = {}
     for b, group in buckets.items():
         best = {name: min(t) for name, t in times[b].items()}
         by_length[b] = {"pairs": len(group), "speedup": best["difflib"] / best["cydifflib"],
                         **{f"{name}_us_per_call": 1e6 * v / len(group) for name, v in best.items()}}
-    cy, std = (_stats([sum(times[b][name][r] for b in buckets) for r in range(repeats)], len(pairs))
+    cy, std = (time_stats([sum(times[b][name][r] for b in buckets) for r in range(repeats)], len(pairs))
                for name in ("cydifflib", "difflib"))
     return {
         "pairs": len(pairs), "kinds": {k: sum(kind == k for kind, _, _ in pairs) for k in KINDS}, "repeats": repeats,
@@ -245,7 +225,7 @@ def env_breakdown(env: gym.Env, items: Sequence[Item], repeats: int = 3) -> dict
         "render_chatml": lambda: [render_chatml(m) for m in msgs],
         "message_dicts": lambda: [tuple({"role": r, "content": c} for r, c in m) for m in msgs],
     }
-    out = {name: 1e6 * min(_timed(fn) for _ in range(repeats)) / len(items) for name, fn in parts.items()}
+    out = {name: 1e6 * min(timed(fn) for _ in range(repeats)) / len(items) for name, fn in parts.items()}
     return {**out, "prompt_chars_mean": statistics.fmean(len(render_chatml(m)) for m in msgs)}
 
 
@@ -257,9 +237,7 @@ def profile_env(env: gym.Env, items: Sequence[Item], top: int = 25) -> list[str]
         prof.enable()
         env.step(output)
         prof.disable()
-    buf = io.StringIO()
-    pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("cumulative").print_stats(top)
-    return [line.rstrip() for line in buf.getvalue().splitlines() if line.strip()]
+    return profile_top(pstats.Stats(prof), top)
 
 
 def bench_loading(path: Path, repeats: int = 3) -> dict[str, Any]:
@@ -274,24 +252,6 @@ def bench_loading(path: Path, repeats: int = 3) -> dict[str, Any]:
     return {"path": str(path), "trajectories": len(result.trajectories), "skipped": len(result.skipped),
             "steps": len(steps), "first_total_s": runs[0]["total_s"], **min(runs, key=lambda x: x["total_s"]),
             "runs": runs}
-
-
-def _version(pkg: str) -> str | None:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0], "implementation": platform.python_implementation(),
-        "platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "srl_swe": srl_swe.__version__, "ratio_backend": RATIO_BACKEND,
-        "cydifflib": _version("cydifflib"), "gymnasium": _version("gymnasium"),
-    }
 
 
 def run(data: Path, quick: bool = False, repeats: int | None = None, profile: bool | None = None) -> dict[str, Any]:
@@ -359,8 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (data / "trajectories").is_dir():
         ap.error(f"{data / 'trajectories'} not found: pass --data or set SRL_SWE_DATA")
     res = run(data, args.quick, args.repeats, args.profile)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    write_results(args.out, res, markdown(res))
     print(markdown(res))
     if "profile" in res["env"]:
         print("\nenv.step profile (cumulative):\n" + "\n".join(res["env"]["profile"]))

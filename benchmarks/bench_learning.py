@@ -37,7 +37,7 @@ from transformers import TrainerCallback
 from srl_swe.train.config import TrainConfig, load_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import machine_info
+from _common import machine_info, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {m: REPO / "configs" / f"cpu-{m}-gsm8k-smollm2.yaml" for m in ("srl", "sft")}
@@ -270,9 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         res["comparison"] = compare(res["methods"])
         res["targets_met"] = targets(res["comparison"])
         res["machine"]["loadavg_end"] = os.getloadavg()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=2) + "\n")
-        args.out.with_suffix(".md").write_text(markdown(res) + "\n")
+        write_results(args.out, res, markdown(res))
         print(f"[{method}] {json.dumps({k: v for k, v in entry['eval'].items() if k != 'per_example'})}", flush=True)
     print(markdown(res))
     print(f"\nwrote {args.out}")

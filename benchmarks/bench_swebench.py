@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_info, write_results
 
 TARGET_RATIO = 1.2
 
@@ -101,8 +103,7 @@ def run(tasks: Path, repeats: int = 5, cold: bool = True) -> dict[str, Any]:
     from srl_swe.swebench.datasets import load_instances
 
     instances = load_instances(tasks)
-    return {"machine": {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
-                        "platform": platform.platform()},
+    return {"machine": machine_info(),
             "images": bench_images(instances, cold), "grading": bench_grading(instances, repeats)}
 
 
@@ -130,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     from srl_swe.paths import shared_data_dir
 
     res = run(args.tasks or shared_data_dir() / "local_tasks", args.repeats, cold=not args.no_cold)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2))
-    args.out.with_suffix(".md").write_text(markdown(res))
+    write_results(args.out, res, markdown(res).rstrip("\n"))
     print(markdown(res), end="")
     print(f"wrote {args.out}")
     return 0

