@@ -118,7 +118,7 @@ def markdown(res: dict[str, Any]) -> str:
         rows.append(("Task image, cold (no layer cache)", f"{im['cold_build_s']:.1f} s", "-", "-"))
     lines = ["| benchmark | measured | target | met |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     from srl_swe.paths import shared_data_dir
 
     res = run(args.tasks or shared_data_dir() / "local_tasks", args.repeats, cold=not args.no_cold)
-    write_results(args.out, res, markdown(res).rstrip("\n"))
-    print(markdown(res), end="")
+    write_results(args.out, res, markdown(res))
+    print(markdown(res))
     print(f"wrote {args.out}")
     return 0
 

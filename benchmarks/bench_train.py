@@ -36,7 +36,7 @@ from srl_swe.train.config import TrainConfig, load_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, profile_top, write_results
-from _rollout import CountingGenerator, bench_rollout  # noqa: F401  (CountingGenerator: tests reach it here)
+from _rollout import bench_rollout
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CFG, SRL_CFG = REPO / "configs" / "cpu-tiny-test.yaml", REPO / "configs" / "cpu-srl-gsm8k-smollm2.yaml"

@@ -17,7 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """``benchmarks/NAME.py`` as a module (the benchmarks are scripts, not part of the package)."""
+    """``benchmarks/NAME.py`` as a module (the benchmarks are scripts, not part of the package); one that a
+    benchmark already imported (its ``_`` helpers) is that same module, not a second copy."""
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(REPO / "benchmarks" / f"{name}.py"):
+        return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -81,7 +81,7 @@ def test_counting_generator_counts_ids(tmp_path: Path):
     from srl_swe.train.tiny import make_tiny_qwen2
 
     model, tok = load_model_and_tokenizer(str(make_tiny_qwen2(tmp_path / "tiny")), dtype="float32")
-    gen = bench.CountingGenerator(model, tok, batch_size=2, force=False)
+    gen = load_benchmark("_rollout").CountingGenerator(model, tok, batch_size=2, force=False)
     out = gen.generate([[{"role": "user", "content": "1 + 1?"}]] * 3, n=1, temperature=1.0, max_new_tokens=5, seed=0)
     assert len(out) == 3 and gen.rows == 3 and 3 <= gen.generated <= 15
     del model.generate
