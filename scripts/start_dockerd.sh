@@ -11,8 +11,13 @@ set -euo pipefail
 
 ROOT="${SRL_SWE_DOCKER_ROOT:-/var/lib/srl-swe-docker}"
 WAIT="${SRL_SWE_DOCKERD_WAIT:-60}"
-# overlay2 is fast; vfs works where overlay mounts are not allowed (e.g. nested in some CI containers).
-STORAGE="${SRL_SWE_DOCKER_STORAGE:-overlay2}"
+# Storage driver. "auto" (default): btrfs on a loopback file under $ROOT when the kernel has btrfs, so the
+# daemon can give every sandbox container a hard disk quota (srl_swe/runtime/sandbox.py); else overlay2,
+# where the runtime's disk monitor stops a container that outgrows its limit. overlay2 / vfs (where overlay
+# mounts are not allowed, e.g. nested in some CI containers) / btrfs force one.
+STORAGE="${SRL_SWE_DOCKER_STORAGE:-auto}"
+# Size of the btrfs loopback file (sparse: it takes only what images and containers write).
+BTRFS_SIZE="${SRL_SWE_DOCKER_BTRFS_SIZE:-64G}"
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
     echo "start_dockerd: a Docker daemon already answers; nothing to do"
@@ -40,6 +45,35 @@ host_args=()
 case "${DOCKER_HOST:-}" in unix://*) host_args=(-H "$DOCKER_HOST") ;; esac
 
 mkdir -p "$ROOT/data" "$ROOT/exec"
+
+# Put $ROOT/data on btrfs (a loopback file), once; returns non-zero when this host cannot.
+setup_btrfs() {
+    if [ "$(findmnt -n -o FSTYPE --target "$ROOT/data" 2>/dev/null)" = btrfs ]; then
+        return 0
+    fi
+    grep -qw btrfs /proc/filesystems || modprobe btrfs 2>/dev/null || return 1
+    grep -qw btrfs /proc/filesystems || return 1
+    if ! command -v mkfs.btrfs >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq btrfs-progs >/dev/null 2>&1 || return 1
+    fi
+    if [ ! -f "$ROOT/btrfs.img" ]; then
+        truncate -s "$BTRFS_SIZE" "$ROOT/btrfs.img.tmp" && mkfs.btrfs -q "$ROOT/btrfs.img.tmp" >/dev/null \
+            && mv "$ROOT/btrfs.img.tmp" "$ROOT/btrfs.img" || { rm -f "$ROOT/btrfs.img.tmp"; return 1; }
+    fi
+    mount -o loop,discard "$ROOT/btrfs.img" "$ROOT/data" 2>/dev/null || return 1
+}
+
+if [ "$STORAGE" = auto ] || [ "$STORAGE" = btrfs ]; then
+    if setup_btrfs; then
+        STORAGE=btrfs
+    elif [ "$STORAGE" = btrfs ]; then
+        echo "start_dockerd: SRL_SWE_DOCKER_STORAGE=btrfs but $ROOT/data could not be put on btrfs" >&2
+        exit 1
+    else
+        echo "start_dockerd: no btrfs here; using overlay2 (sandbox disk limits are then enforced by a monitor)"
+        STORAGE=overlay2
+    fi
+fi
 PIDFILE="$ROOT/dockerd.pid"
 LOG="$ROOT/dockerd.log"
 
@@ -48,7 +82,7 @@ if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
     echo "start_dockerd: dockerd (pid $(cat "$PIDFILE")) is already starting; waiting for it"
 else
     rm -f "$PIDFILE"
-    echo "start_dockerd: starting dockerd (log: $LOG)"
+    echo "start_dockerd: starting dockerd with storage driver $STORAGE (log: $LOG)"
     # setsid + nohup: the daemon must outlive this script and its session (CI steps, ssh logouts).
     setsid nohup dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver="$STORAGE" \
         --data-root="$ROOT/data" --exec-root="$ROOT/exec" --pidfile="$PIDFILE" "${host_args[@]}" \

@@ -10,7 +10,9 @@ removes the sandbox.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from srl_swe.errors import SRLError
@@ -19,10 +21,39 @@ from srl_swe.errors import SRLError
 REPO_DIR = "/testbed"
 #: Default per-command timeout (seconds), the same order as SWE-agent's.
 DEFAULT_TIMEOUT = 60.0
+#: The largest file ``read_file`` returns (bytes). Reads are streamed and stop here, so a huge or sparse
+#: file in the sandbox costs the host at most this much memory; the agent is told to read parts of it.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs. A zombie (killed, not yet reaped: a SIGKILLed process whose
+    parent is gone may stay one for a while) counts as gone, since it can no longer clean anything up."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS) or it just exited: trust kill(0)
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 class RuntimeError_(SRLError, RuntimeError):
     """A sandbox could not be created or used (image missing, daemon down, container gone...)."""
+
+
+class FileTooLargeError(SRLError, OSError):
+    """``read_file`` refused a file over :data:`MAX_FILE_BYTES`; the message says how to read part of it."""
+
+    def __init__(self, path: str, size: int | None, limit: int):
+        self.path, self.size, self.limit = path, size, limit
+        what = f"{size} bytes" if size is not None else "larger than that"
+        super().__init__(f"{path} is too large to open whole ({what}; the limit is {limit} bytes): look at "
+                         "part of it with `head`, `tail`, `sed -n 'A,Bp'` or `grep -n` in bash")
 
 
 class DockerUnavailableError(RuntimeError_):
@@ -56,7 +87,8 @@ class Runtime(Protocol):
         ...
 
     def read_file(self, path: str) -> str:
-        """The file's text; raises ``FileNotFoundError`` (message names the path) when it does not exist."""
+        """The file's text; raises ``FileNotFoundError`` (message names the path) when it does not exist and
+        :class:`FileTooLargeError` for a file over :data:`MAX_FILE_BYTES` (read in bounded memory)."""
         ...
 
     def write_file(self, path: str, content: str) -> None:

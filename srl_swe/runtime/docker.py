@@ -1,12 +1,16 @@
 """The ``docker`` runtime: one container per task, commands through the Docker SDK's exec API.
 
-Containment: no network by default (``network_mode="none"``), memory (no extra swap), CPU and process-count
-limits, a per-command timeout enforced twice (coreutils ``timeout`` inside, a deadline on the output stream
-outside, since background children can keep the stream open), and after a timeout every process the
-command started is killed (``kill -9 -1`` from a fresh exec: all but PID 1 of the container's PID
-namespace; if the container cannot even fork, e.g. a fork bomb at the pids limit, it is restarted, which
-keeps its filesystem). PID 1 is a small bash loop rather than ``sleep``: as the namespace's init it must
-reap orphaned children, or killed processes would stay zombies and use up the pids limit.
+Containment (:mod:`srl_swe.runtime.sandbox`, shared with the graders): no capabilities, ``no-new-privileges``,
+the image's non-root ``USER`` where it has one, no network by default (``network_mode="none"``), memory (no
+extra swap), CPU, process-count and disk limits (a storage-driver quota where the daemon supports one, else
+a monitor that stops the container's processes once its writable layer outgrows the limit), a per-command
+timeout enforced twice (coreutils ``timeout`` inside, a deadline on the output stream outside, since
+background children can keep the stream open), and after a timeout every process the command started is
+killed (``kill -9 -1`` from a fresh exec: all but PID 1 of the container's PID namespace; if the container
+cannot even fork, e.g. a fork bomb at the pids limit, it is restarted, which keeps its filesystem). PID 1 is
+a small bash loop rather than ``sleep``: as the namespace's init it must reap orphaned children, or killed
+processes would stay zombies and use up the pids limit. Files are read streamed and capped
+(:data:`~srl_swe.runtime.base.MAX_FILE_BYTES`), so a huge or sparse file costs the host bounded memory.
 
 Containers carry the label ``srl-swe=1`` (and the owning host:pid) and are removed on ``close()``, when a
 ``with`` block is left (normally, on error or on Ctrl-C), at interpreter exit and on SIGTERM;
@@ -26,7 +30,14 @@ import uuid
 from io import BytesIO
 
 from srl_swe.runtime import DEFAULT_MAX_OUTPUT, OutputBuffer
-from srl_swe.runtime.base import DEFAULT_TIMEOUT, REPO_DIR, CommandResult, RuntimeError_
+from srl_swe.runtime.base import (
+    DEFAULT_TIMEOUT,
+    MAX_FILE_BYTES,
+    REPO_DIR,
+    CommandResult,
+    FileTooLargeError,
+    RuntimeError_,
+)
 from srl_swe.runtime.images import (
     LABEL,
     OWNER_LABEL,
@@ -37,6 +48,7 @@ from srl_swe.runtime.images import (
     register,
     unregister,
 )
+from srl_swe.runtime.sandbox import DiskWatch, SandboxLimits, create_sandbox
 
 # cleanup_stale/close_all live with the daemon code in images.py; re-exported for callers of this module.
 __all__ = ["DockerRuntime", "cleanup_stale", "close_all"]
@@ -64,32 +76,44 @@ class DockerRuntime:
     ``network``: False = no network; True = the daemon's ``bridge`` network, or ``host`` when the daemon
     has no bridge (dockerd ``--bridge=none``, as scripts/start_dockerd.sh starts it); a string = that
     network mode (host networking is not isolated: opt in only for steps that must install packages).
-    ``memory`` is a Docker size ("2g"), ``cpus`` a CPU count, ``max_output`` bytes kept per command (head
-    and tail). One command at a time: a timeout kills every process in the container, including
-    background processes started by earlier commands."""
+    ``memory`` is a Docker size ("2g"), ``cpus`` a CPU count, ``disk`` the most bytes commands may add to
+    the container's filesystem (``disk_mode`` as in :class:`~srl_swe.runtime.sandbox.SandboxLimits`),
+    ``user`` the user commands run as (default: the image's own USER), ``max_output`` bytes kept per
+    command (head and tail). One command at a time: a timeout kills every process in the container,
+    including background processes started by earlier commands."""
 
     name = "docker"
 
     def __init__(self, image: str, *, memory: str = "2g", cpus: float = 1.0, pids_limit: int = 512,
                  network: bool | str = False, timeout: float = DEFAULT_TIMEOUT, env: dict[str, str] | None = None,
-                 client=None, max_output: int = DEFAULT_MAX_OUTPUT):
+                 client=None, max_output: int = DEFAULT_MAX_OUTPUT, disk: str | int | None = "2g",
+                 disk_mode: str = "auto", user: str | None = None, max_file_bytes: int = MAX_FILE_BYTES):
         import docker.errors
 
+        self.limits = SandboxLimits(memory=memory, cpus=cpus, pids=pids_limit, disk=disk, network=network,
+                                    disk_mode=disk_mode, user=user)
         self.client = client or docker_client()
         self.image, self.timeout, self.max_output, self.pids_limit = image, timeout, max_output, pids_limit
+        self.max_file_bytes = max_file_bytes
         self.container_name = f"srl-swe-{uuid.uuid4().hex[:12]}"
         self.restarts = 0
+        self.disk_mode: str | None = None
         self._closed = False
+        self._watch: DiskWatch | None = None
+        # Held while the disk monitor stops the container's processes: a command must neither start during
+        # that (its `kill -9 -1` would take the new command too) nor return before it is over.
+        self._stopping = threading.Lock()
+        self.disk_stops = 0  # how many times the disk monitor stopped the container's processes
+        self._uid_gid = (0, 0)
         # Registered before the container exists: a Ctrl-C during creation still finds it by name.
         register(self)
         try:
             # create + start, not run: a missing image is an error here, never an implicit registry pull.
-            container = self.client.containers.create(
+            container, self.disk_mode = create_sandbox(
+                self.client, image, self.limits,
                 # As entrypoint, so an image's own ENTRYPOINT cannot interfere (its CMD becomes a harmless $0).
-                image, entrypoint=["bash", "-c", _INIT], name=self.container_name, working_dir=REPO_DIR,
-                network_mode=self._network_mode(network), mem_limit=memory, memswap_limit=memory,
-                nano_cpus=int(cpus * 1e9), pids_limit=pids_limit, environment=env or {},
-                labels={LABEL: "1", OWNER_LABEL: owner_label()},
+                entrypoint=["bash", "-c", _INIT], name=self.container_name, working_dir=REPO_DIR,
+                environment=env or {}, labels={LABEL: "1", OWNER_LABEL: owner_label()},
             )
             container.start()
         except docker.errors.ImageNotFound:
@@ -104,13 +128,20 @@ class DockerRuntime:
         except BaseException:
             self.close()
             raise
+        code, out = self._run_quick("id -u; id -g")
+        ids = out.split()
+        if code == 0 and len(ids) == 2 and all(i.isdigit() for i in ids):
+            self._uid_gid = (int(ids[0]), int(ids[1]))  # uploaded files belong to the user commands run as
+        if self.disk_mode == "monitor":
+            self._watch = DiskWatch(self.api, self.container_name, self.limits.disk_bytes, self._disk_exceeded,
+                                    interval=self.limits.disk_poll)
 
-    def _network_mode(self, network: bool | str) -> str:
-        if isinstance(network, str):
-            return network
-        if not network:
-            return "none"
-        return "bridge" if self.client.networks.list(names=["bridge"]) else "host"
+    def _disk_exceeded(self, size: int) -> None:
+        """The monitor saw the writable layer over the limit: stop every process (files stay, so the agent
+        can delete what it wrote to get back under it)."""
+        with self._stopping:
+            self.disk_stops += 1
+            self._kill_all()
 
     @property
     def api(self):
@@ -122,11 +153,14 @@ class DockerRuntime:
         timeout = self.timeout if timeout is None else float(timeout)
         if timeout <= 0:  # coreutils `timeout 0` would mean "no timeout"
             raise ValueError(f"timeout must be positive, got {timeout}")
-        start = time.monotonic()
+        with self._stopping:
+            start, disk_stops = time.monotonic(), self.disk_stops
         exec_id, stream = self._start_exec(["bash", "-c", _WRAP, f"{timeout:g}", command])
         buf = OutputBuffer(self.max_output)
         # The host-side deadline backs up the inner `timeout` (TERM at T, KILL at T+1).
         finished, lingering = self._pump(exec_id, stream, buf, start + timeout + 1.5)
+        with self._stopping:  # a disk stop that ended this command is over before the command returns
+            pass
         exit_code = self.api.exec_inspect(exec_id).get("ExitCode") if finished else None
         elapsed = time.monotonic() - start
         timed_out = not finished or (exit_code in _TIMEOUT_CODES and elapsed >= timeout)
@@ -139,6 +173,9 @@ class DockerRuntime:
             self._kill_all()
             buf.feed(b"\n[srl-swe: the command left processes filling the container's process limit; "
                      b"all were killed]\n")
+        if self.disk_stops != disk_stops:
+            buf.feed(f"\n[srl-swe: the files in this sandbox grew past its disk limit of {self.limits.disk_bytes} "
+                     "bytes, so every process was stopped; delete files you do not need]\n".encode())
         return CommandResult(output=buf.text(), exit_code=exit_code, timed_out=timed_out,
                              duration=time.monotonic() - start)
 
@@ -251,23 +288,35 @@ class DockerRuntime:
         return data.decode("utf-8", errors="replace")
 
     def _get_file(self, real: str, shown: str) -> bytes | None:
-        """The bytes of the regular file ``real``; None when it is a symlink."""
+        """The bytes of the regular file ``real``; None when it is a symlink. The archive is streamed and
+        read at most ``max_file_bytes`` into the file, so host memory stays bounded whatever its size."""
         import docker.errors
 
         try:
-            raw, _stat = self.api.get_archive(self.container_name, real)
+            raw, stat = self.api.get_archive(self.container_name, real, chunk_size=64 * 1024)
         except docker.errors.NotFound:
             raise FileNotFoundError(f"{shown}: no such file in the container") from None
-        with tarfile.open(fileobj=BytesIO(b"".join(raw))) as tar:
-            member = tar.next()
-            if member is not None and member.issym():
-                return None
-            if member is None or member.isdir():
+        try:
+            mode = int(stat.get("mode", 0))
+            if mode & (1 << 31):  # Go's os.ModeDir
                 raise IsADirectoryError(f"{shown} is a directory, not a file")
-            fh = tar.extractfile(member)
-            if fh is None:
-                raise FileNotFoundError(f"{shown}: not a regular file")
-            return fh.read()
+            if not mode & (1 << 27) and int(stat.get("size", 0)) > self.max_file_bytes:  # 1 << 27: ModeSymlink
+                raise FileTooLargeError(shown, int(stat["size"]), self.max_file_bytes)
+            with tarfile.open(fileobj=_ChunkReader(raw), mode="r|") as tar:
+                member = tar.next()
+                if member is not None and member.issym():
+                    return None
+                if member is None or member.isdir():
+                    raise IsADirectoryError(f"{shown} is a directory, not a file")
+                if member.size > self.max_file_bytes:
+                    raise FileTooLargeError(shown, member.size, self.max_file_bytes)
+                fh = tar.extractfile(member)
+                if fh is None:
+                    raise FileNotFoundError(f"{shown}: not a regular file")
+                return fh.read(self.max_file_bytes)
+        finally:
+            with contextlib.suppress(Exception):
+                raw.close()  # stop the daemon sending the rest of a file we did not read
 
     def write_file(self, path: str, content: str) -> None:
         """Upload to a temporary name, then ``cat`` it over the target: an existing file keeps its mode,
@@ -279,6 +328,7 @@ class DockerRuntime:
         tmp_name = f".srl-swe-upload-{uuid.uuid4().hex[:8]}"
         info = tarfile.TarInfo(tmp_name)
         info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+        info.uid, info.gid = self._uid_gid  # so the user commands run as can remove it from a sticky /tmp
         blob = BytesIO()
         with tarfile.open(fileobj=blob, mode="w") as tar:
             tar.addfile(info, BytesIO(data))
@@ -307,6 +357,8 @@ class DockerRuntime:
             return
         import docker.errors
 
+        if self._watch is not None:
+            self._watch.stop()
         try:
             self.api.remove_container(self.container_name, force=True, v=True)
         except docker.errors.NotFound:
@@ -325,6 +377,24 @@ class DockerRuntime:
 
     def __repr__(self) -> str:
         return f"DockerRuntime(image={self.image!r}, container={self.container_name!r})"
+
+
+class _ChunkReader:
+    """A minimal read-only file over the archive's chunk generator, for ``tarfile``'s stream mode."""
+
+    def __init__(self, chunks):
+        self._chunks, self._buf = iter(chunks), b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buf) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buf += chunk
+        if size < 0:
+            size = len(self._buf)
+        out, self._buf = self._buf[:size], self._buf[size:]
+        return out
 
 
 _q = shlex.quote

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from srl_swe.runtime.base import DockerUnavailableError, RuntimeError_
+from srl_swe.runtime.base import DockerUnavailableError, RuntimeError_, pid_alive
 
 BASE_IMAGE = "srl-swe/base:bookworm"
 LABEL = "srl-swe"  # every runtime container has LABEL=1
@@ -204,19 +204,9 @@ def cleanup_stale(client=None, *, everything: bool = False) -> list[str]:
     for info in client.api.containers(all=True, filters={"label": f"{LABEL}=1"}):
         owner_host, _, pid = (info.get("Labels") or {}).get(OWNER_LABEL, "").rpartition(":")
         # Another host's containers (a shared daemon) cannot be checked: removed only with everything=True.
-        if not everything and (owner_host != host or (pid.isdigit() and _pid_alive(int(pid)))):
+        if not everything and (owner_host != host or (pid.isdigit() and pid_alive(int(pid)))):
             continue
         with contextlib.suppress(docker.errors.NotFound):
             client.api.remove_container(info["Id"], force=True, v=True)
             removed.append((info.get("Names") or [info["Id"]])[0].lstrip("/"))
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True

@@ -5,6 +5,11 @@ with ``bash -c`` in that copy, in its own session, with ``os.environ`` plus the 
 SIGKILLs the command's whole process group; caps the output kept in memory; ``close()`` kills what the
 commands left running in their process groups and deletes the copy.
 
+A process killed with SIGKILL runs no ``close()``. The copy's folder name therefore carries its owner
+(``srl-swe-local-HOST-PID-XXXXXXXX``, HOST including the pid namespace), and creating a runtime (or
+:func:`cleanup_stale_copies`, which ``srl-swe eval swebench`` calls at start) deletes the copies whose owner
+on this host is gone. Commands such a process left running (their own sessions) are not killed.
+
 Every trajectory and policy addresses the repository as ``/testbed`` (the SWE-bench convention). This
 runtime therefore rewrites the literal path prefix ``/testbed`` to the copy's directory in commands and
 file paths, and the copy's directory back to ``/testbed`` in command output, so ``pwd`` prints
@@ -29,18 +34,57 @@ import re
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from srl_swe.runtime import DEFAULT_MAX_OUTPUT, OutputBuffer
-from srl_swe.runtime.base import DEFAULT_TIMEOUT, REPO_DIR, CommandResult, RuntimeError_
+from srl_swe.runtime.base import (
+    DEFAULT_TIMEOUT,
+    MAX_FILE_BYTES,
+    REPO_DIR,
+    CommandResult,
+    FileTooLargeError,
+    RuntimeError_,
+    pid_alive,
+)
 
 # ``/testbed`` as a path of its own: not part of a longer name (``/testbed2``, ``/x/testbed``, ``~/testbed``).
 _REPO_RE = re.compile(r"(?<![\w.~/-])" + re.escape(REPO_DIR) + r"(?![\w.-])")
 # After the command itself exits, how long to keep reading output its background children still write.
 _DRAIN_SECONDS = 0.2
+_PREFIX = "srl-swe-local-"
+# srl-swe-local-HOST-PID-RANDOM; mkdtemp's random part has no "-", so the last two dashes delimit the pid.
+_COPY_RE = re.compile(re.escape(_PREFIX) + r"(?P<host>.+)-(?P<pid>\d+)-[^-]+")
+
+
+def _host() -> str:
+    """Where a pid means this process: the host name plus, on Linux, the pid namespace (containers sharing
+    a /tmp and even a host name still count their pids apart)."""
+    try:
+        ns = re.sub(r"\D", "", os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        ns = ""
+    return re.sub(r"[^\w.]+", "_", socket.gethostname() + (f".ns{ns}" if ns else "")) or "host"
+
+
+def cleanup_stale_copies(tmp_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Delete the repository copies in ``tmp_dir`` (default: the temp folder) whose owning process on this
+    host is gone (SIGKILLed, so its ``close()`` never ran). Copies of other hosts (a shared /tmp, containers
+    with their own pid space) and of live processes are kept. Returns the deleted folders."""
+    host, removed = _host(), []
+    with contextlib.suppress(OSError), os.scandir(tmp_dir or tempfile.gettempdir()) as entries:
+        for entry in entries:
+            m = _COPY_RE.fullmatch(entry.name)
+            if not m or m["host"] != host or pid_alive(int(m["pid"])):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed.append(Path(entry.path))
+    return removed
 
 
 class LocalRuntime:
@@ -56,7 +100,8 @@ class LocalRuntime:
         self.timeout = timeout
         self.max_output = max_output
         self.env = {**os.environ, **(env or {})}
-        self._tmp = Path(tempfile.mkdtemp(prefix="srl-swe-local-"))
+        cleanup_stale_copies()  # what SIGKILLed runs left; cheap (one scan of the temp folder)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{_host()}-{os.getpid()}-"))
         self.root = self._tmp / "testbed"
         self._pgids: set[int] = set()
         try:
@@ -155,7 +200,16 @@ class LocalRuntime:
             raise FileNotFoundError(f"{path}: no such file in the local runtime")
         if host.is_dir():
             raise IsADirectoryError(f"{path} is a directory, not a file")
-        return host.read_bytes().decode("utf-8", errors="replace")
+        if not host.is_file():  # a FIFO would block the read, a device could be endless
+            raise FileNotFoundError(f"{path}: not a regular file")
+        size = host.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise FileTooLargeError(path, size, MAX_FILE_BYTES)
+        with host.open("rb") as fh:  # capped even if the file grows after the stat
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise FileTooLargeError(path, None, MAX_FILE_BYTES)
+        return data.decode("utf-8", errors="replace")
 
     def write_file(self, path: str, content: str) -> None:
         host = self._path(path)

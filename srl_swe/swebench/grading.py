@@ -1,11 +1,15 @@
 """Grade patches: through the real swebench harness (Docker), or in any runtime with the harness's own logic.
 
-:func:`grade_with_harness` runs ``python -m swebench.harness.run_evaluation`` unchanged, in a subprocess,
-on a dataset file that :func:`~srl_swe.swebench.specs.harness_record` wrote, and reads the harness's
-``report.json`` files. Problems with single predictions never stop the run: they become per-instance
-results (``status="error"``, with the reason) while the others are graded. That includes what would make
-the harness itself abort the whole run (a prediction id that is not in the dataset) or stop an instance
-without a report (a patch that does not apply: the reason comes from its ``run_instance.log``).
+:func:`grade_with_harness` runs the swebench harness (``swebench.harness.run_evaluation``'s own code) in a
+subprocess, on a dataset file that :func:`~srl_swe.swebench.specs.harness_record` wrote, and reads the
+harness's ``report.json`` files. The harness runs with its evaluation containers made by srl-swe
+(:mod:`srl_swe.swebench.harness_sandbox`: no capabilities, non-root where the image allows, no network,
+resource and disk limits; :data:`GRADING_LIMITS`), because the patch it grades is model-written code and
+the harness's own containers have ``CAP_SYS_ADMIN``. Problems with single predictions never stop the run:
+they become per-instance results (``status="error"``, with the reason) while the others are graded. That
+includes what would make the harness itself abort the whole run (a prediction id that is not in the
+dataset) or stop an instance without a report (a patch that does not apply: the reason comes from its
+``run_instance.log``).
 
 Resuming is the harness's: a rerun with the same ``run_id`` and ``workdir`` skips every instance that
 has a ``report.json`` and returns the same results. So a *changed* prediction under an old run id is not
@@ -18,8 +22,11 @@ the harness's patch-apply fallbacks, the harness's eval script, and swebench's o
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from srl_swe.errors import SRLError
+from srl_swe.runtime.sandbox import SandboxLimits
 from srl_swe.swebench.specs import harness_record
 
 STATUSES = ("resolved", "unresolved", "empty_patch", "error")
@@ -36,6 +44,8 @@ RUN_LOGS = Path("logs") / "run_evaluation"  # the harness's RUN_EVALUATION_LOG_D
 APPLY_FAIL = ">>>>> Patch Apply Failed"
 APPLY_FAIL_WHY = "patch does not apply (git apply, --3way, --reject and patch --fuzz=5 all failed)"
 PATCH_PATH = "/testbed/.git/srl_swe_patch.diff"  # inside .git: invisible to git status/clean, gone with the sandbox
+#: The sandbox every graded patch runs in (tests need more room than an agent's commands).
+GRADING_LIMITS = SandboxLimits(memory="4g", cpus=2.0, pids=1024, disk="4g")
 
 
 @dataclass(frozen=True)
@@ -84,28 +94,55 @@ def _why_no_report(log_dir: Path, harness_log: Path, exit_code: int) -> str:
     return f"the harness (exit {exit_code}) did not run this instance; see {harness_log}:\n{_tail(text)}"
 
 
+def _stop_stale_harness(pidfile: Path) -> None:
+    """Kill the process group of a harness that an earlier, killed run of this run id left running, so two
+    harnesses never grade under the same run id at once."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return
+    if b"srl_swe.swebench.harness_sandbox" in cmdline and os.getpgid(pid) == pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
 def _run_harness(dataset: Path, preds: Path, run_id: str, workdir: Path, max_workers: int, timeout: int,
-                 expected: list[Path]) -> tuple[int, Path]:
-    """Run the harness in a subprocess; a progress bar counts the report.json files as they appear."""
+                 expected: list[Path], limits: SandboxLimits) -> tuple[int, Path]:
+    """Run the sandboxed harness in a subprocess (its own process group, dying with this process); a
+    progress bar counts the report.json files as they appear."""
     from tqdm import tqdm
 
-    log_path = workdir / f"{run_id}.harness.log"
-    cmd = [sys.executable, "-m", "swebench.harness.run_evaluation", "-d", str(dataset), "-s", "test", "-p", str(preds),
-           "-id", run_id, "--max_workers", str(max_workers), "--timeout", str(timeout), "--report_dir", "."]
+    log_path, pidfile = workdir / f"{run_id}.harness.log", workdir / f"{run_id}.harness.pid"
+    _stop_stale_harness(pidfile)
+    cmd = [sys.executable, "-m", "srl_swe.swebench.harness_sandbox", "-d", str(dataset), "-s", "test", "-p",
+           str(preds), "-id", run_id, "--max_workers", str(max_workers), "--timeout", str(timeout), "--report_dir", "."]
+    env = {**os.environ, "SRL_SWE_SANDBOX": limits.to_json(), "SRL_SWE_PARENT_PID": str(os.getpid())}
     with open(log_path, "w") as log, tqdm(total=len(expected), desc=f"harness {run_id}", unit="inst") as bar:
-        proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        while True:
-            try:
-                proc.wait(timeout=0.25)  # returns as soon as the harness exits: no polling delay on the result
-                break
-            except subprocess.TimeoutExpired:
-                bar.update(sum(p.is_file() for p in expected) - bar.n)
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+        pidfile.write_text(f"{proc.pid}\n")
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=0.25)  # returns as soon as the harness exits: no polling delay on the result
+                    break
+                except subprocess.TimeoutExpired:
+                    bar.update(sum(p.is_file() for p in expected) - bar.n)
+        except BaseException:  # Ctrl-C (the harness is in its own session and does not get it) or an error
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        finally:
+            pidfile.unlink(missing_ok=True)
         bar.update(sum(p.is_file() for p in expected) - bar.n)
     return proc.returncode, log_path
 
 
 def grade_with_harness(predictions: list[dict], instances: list, *, run_id: str, workdir: Path,
-                       max_workers: int = 1, timeout: int = 1800, client=None) -> dict[str, InstanceResult]:
+                       max_workers: int = 1, timeout: int = 1800, client=None,
+                       limits: SandboxLimits = GRADING_LIMITS) -> dict[str, InstanceResult]:
     """Grade ``predictions`` ({instance_id, model_name_or_path, model_patch}) against ``instances`` with the
     real harness in ``workdir`` (its logs go to ``workdir/logs/run_evaluation/RUN_ID/``). Returns one
     result per prediction, keyed by instance id, and writes them to ``workdir/RUN_ID.results.json``.
@@ -158,7 +195,7 @@ def grade_with_harness(predictions: list[dict], instances: list, *, run_id: str,
         log_dirs = {i: workdir / RUN_LOGS / run_id / preds[i]["model_name_or_path"].replace("/", "__") / i
                     for i in records}
         code, harness_log = _run_harness(dataset, preds_file, run_id, workdir, max_workers, timeout,
-                                         [d / "report.json" for d in log_dirs.values()])
+                                         [d / "report.json" for d in log_dirs.values()], limits)
         for iid, log_dir in log_dirs.items():
             report = log_dir / "report.json"
             if report.is_file():
@@ -201,6 +238,10 @@ def grade_in_runtime(instance, patch: str | None, runtime: str = "local", *, tim
     iid = instance.instance_id
     if not (patch or "").strip():
         return InstanceResult(iid, "empty_patch")
+    if runtime == "docker":  # the same room to run tests in as the harness's sandboxed containers
+        lim = GRADING_LIMITS
+        runtime_kwargs = {"memory": lim.memory, "cpus": lim.cpus, "pids_limit": lim.pids, "disk": lim.disk,
+                          **runtime_kwargs}
     try:
         test_spec = make_test_spec(harness_record(instance))
     except SRLError as exc:

@@ -1,0 +1,196 @@
+"""How every container that runs model-written code is configured: agent sandboxes, grading, RLVR rollouts.
+
+One function, :func:`create_sandbox`, creates such a container, so the agent's runtime
+(:class:`~srl_swe.runtime.docker.DockerRuntime`) and the graders' containers
+(:mod:`srl_swe.swebench.harness_sandbox`) cannot drift apart. What it sets, and why:
+
+* **No capabilities** (``cap_drop=["ALL"]``) and ``no-new-privileges``: code that runs as uid 0 without
+  ``CAP_SYS_ADMIN`` cannot mount a cgroup hierarchy and abuse its ``release_agent`` (the classic escape on
+  cgroup v1 hosts without AppArmor, which the swebench harness's ``cap_add=["SYS_ADMIN"]`` leaves open),
+  and setuid binaries cannot give any back.
+* **A non-root user where the image has one**: the image's own ``USER`` (the task images built here run as
+  ``srl``, uid 1000, owning ``/testbed``); an image without one (the official SWE-bench images) runs as
+  root, still without capabilities.
+* **No network** (``network_mode="none"``: loopback only) unless asked for, memory with no extra swap, a CPU
+  share and a process-count limit.
+* **A disk limit on the writable layer**, enforced by the storage driver where the daemon supports it
+  (``btrfs``, as ``scripts/start_dockerd.sh`` sets the daemon up; ``overlay2`` on xfs with ``pquota``):
+  writes past it fail with ``ENOSPC``. Elsewhere (``overlay2`` on ext4, the common case) a
+  :class:`DiskWatch` polls the layer's size and stops every process in the container once it grows past
+  the limit; what a fast writer manages between two polls (``interval`` seconds) is the overshoot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Docker driver -> how its ``size`` storage option is counted: "image+layer" (btrfs: the subvolume's
+#: referenced bytes include the image it was snapshotted from) or "layer" (overlay2 project quota).
+_QUOTA_DRIVERS = {"btrfs": "image+layer", "overlay2": "layer"}
+_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_QUOTA_CACHE: dict[str, str | None] = {}  # daemon id -> quota kind, or None once the daemon refused one
+
+
+def parse_size(value: str | int | None) -> int | None:
+    """Bytes from a Docker-style size ("2g", "512m", 1048576); None stays None (no limit)."""
+    if value is None or isinstance(value, int):
+        return value
+    match = _SIZE_RE.fullmatch(str(value))
+    if not match:
+        raise ValueError(f"size {value!r}: write a number of bytes or a Docker size such as '512m' or '2g'")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """The resource limits of one sandbox container.
+
+    ``network``: False = none (loopback only); True = the daemon's ``bridge`` network, or ``host`` when
+    the daemon has no bridge; a string = that network mode. ``disk``: the most bytes the container may
+    add to its writable layer (None: no limit). ``disk_mode``: "auto" (the driver's quota where the daemon
+    supports it, else the monitor), "quota" (fail when the daemon cannot enforce one) or "monitor".
+    ``user``: None = the image's own USER (root when it has none)."""
+
+    memory: str = "2g"
+    cpus: float = 1.0
+    pids: int = 512
+    disk: str | int | None = "2g"
+    network: bool | str = False
+    disk_mode: str = "auto"
+    user: str | None = None
+    disk_poll: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.disk_mode not in ("auto", "quota", "monitor"):
+            raise ValueError(f"disk_mode={self.disk_mode!r}: choose 'auto', 'quota' or 'monitor'")
+        parse_size(self.disk)
+        parse_size(self.memory)
+
+    @property
+    def disk_bytes(self) -> int | None:
+        return parse_size(self.disk)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SandboxLimits:
+        return cls(**json.loads(text))
+
+
+def image_user(client, image: str) -> str | None:
+    """The image's ``USER`` when it names someone other than root, else None."""
+    user = (client.images.get(image).attrs.get("Config") or {}).get("User") or ""
+    return None if user.split(":")[0] in ("", "root", "0") else user
+
+
+def quota_kind(client) -> str | None:
+    """How this daemon's storage driver counts a ``size`` quota (see :data:`_QUOTA_DRIVERS`), or None."""
+    info = client.info()
+    key = info.get("ID") or info.get("Name") or "?"
+    if key not in _QUOTA_CACHE:
+        driver = info.get("Driver", "")
+        backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
+        kind = _QUOTA_DRIVERS.get(driver)
+        if driver == "overlay2" and backing != "xfs":
+            kind = None  # overlay2 quotas need xfs with pquota; on ext4 the daemon refuses the option
+        _QUOTA_CACHE[key] = kind
+    return _QUOTA_CACHE[key]
+
+
+def _network_mode(client, network: bool | str) -> str:
+    if isinstance(network, str):
+        return network
+    if not network:
+        return "none"
+    return "bridge" if client.networks.list(names=["bridge"]) else "host"
+
+
+def create_sandbox(client, image: str, limits: SandboxLimits, **create: Any) -> tuple[Any, str | None]:
+    """Create (not start) a hardened container from ``image``; ``create`` holds the caller's own
+    ``containers.create`` arguments (name, entrypoint/command, labels, environment...); anything in it
+    that would weaken the sandbox (capabilities, privileged mode, devices, host mounts) is refused.
+    Returns ``(container, disk_mode)``: "quota", "monitor", or None when ``limits.disk`` is None."""
+    import docker.errors
+
+    for key in ("cap_add", "privileged", "devices", "volumes", "mounts", "security_opt", "userns_mode",
+                "pid_mode", "ipc_mode"):
+        if create.pop(key, None):
+            log.info("sandbox for %s: dropped the caller's %s", image, key)
+    user = limits.user or image_user(client, image) or create.pop("user", None) or "root"
+    create.pop("user", None)
+    kwargs = dict(create, user=user, cap_drop=["ALL"], security_opt=["no-new-privileges:true"],
+                  network_mode=_network_mode(client, limits.network), mem_limit=limits.memory,
+                  memswap_limit=limits.memory, nano_cpus=int(limits.cpus * 1e9), pids_limit=limits.pids)
+    disk = limits.disk_bytes
+    if disk is None:
+        return client.containers.create(image, **kwargs), None
+    kind = quota_kind(client) if limits.disk_mode != "monitor" else None
+    if kind is not None:
+        size = disk + (int(client.images.get(image).attrs.get("Size") or 0) if kind == "image+layer" else 0)
+        try:
+            return client.containers.create(image, storage_opt={"size": str(size)}, **kwargs), "quota"
+        except docker.errors.APIError as exc:
+            if "storage" not in str(exc).lower() and "quota" not in str(exc).lower():
+                raise
+            log.warning("the Docker daemon refused a storage quota (%s); using the disk monitor", exc)
+            _QUOTA_CACHE[client.info().get("ID") or "?"] = None
+    if limits.disk_mode == "quota":
+        raise docker.errors.InvalidArgument(
+            "disk_mode='quota' but this Docker daemon's storage driver cannot enforce a size quota (it needs "
+            "btrfs, or overlay2 on xfs with pquota; scripts/start_dockerd.sh sets up btrfs); use 'auto'")
+    return client.containers.create(image, **kwargs), "monitor"
+
+
+def writable_layer_bytes(api, container: str) -> int:
+    """Bytes the container added to its image (the daemon walks the writable layer: ms for a work tree)."""
+    info = api._result(api._get(api._url("/containers/{0}/json", container), params={"size": 1}), True)
+    return int(info.get("SizeRw") or 0)
+
+
+class DiskWatch:
+    """Polls a container's writable layer every ``interval`` s and calls ``on_exceed(size)`` whenever it
+    is over ``limit`` and has grown since the last call (so a command that deletes files to get back under
+    the limit is not stopped for the files it is removing)."""
+
+    def __init__(self, api, container: str, limit: int, on_exceed: Callable[[int], None], interval: float = 0.25):
+        self.api, self.container, self.limit, self.on_exceed, self.interval = api, container, limit, on_exceed, interval
+        self.exceeded = 0  # the size at the last stop, 0 while never over the limit
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"{container}-disk")
+        self._thread.start()
+
+    def _run(self) -> None:
+        import docker.errors
+
+        while not self._stop.wait(self.interval):
+            try:
+                size = writable_layer_bytes(self.api, self.container)
+            except docker.errors.NotFound:
+                return  # the container was removed: nothing left to watch
+            except Exception:  # the daemon is busy or the container is restarting: try again next round
+                continue
+            if size <= self.limit:
+                self.exceeded = 0
+            elif size > self.exceeded:
+                with contextlib.suppress(Exception):
+                    self.on_exceed(size)
+                # What the stopped writers had in flight lands after the stop: measure again, so that is not
+                # taken for new growth (which would stop the agent's next command, e.g. the `rm` cleaning up).
+                with contextlib.suppress(Exception):
+                    size = max(size, writable_layer_bytes(self.api, self.container))
+                self.exceeded = size
+
+    def stop(self) -> None:
+        self._stop.set()
