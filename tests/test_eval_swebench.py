@@ -86,7 +86,48 @@ def test_bad_input_is_reported_per_instance(local_tasks: Path, tmp_path: Path, r
     assert per[ID_1359]["status"] == "error" and not per[ID_1359]["resolved"]
     assert per["nobody__nothing-1"]["status"] == "error" and "not in the dataset" in per["nobody__nothing-1"]["error"]
     assert per["broken__record-1"]["status"] == "error" and "problem_statement" in per["broken__record-1"]["error"]
-    assert _results(out)["resolved"] == 1 and _results(out)["total"] == 4
+    torn = per[f"{preds}:4"]  # the torn last line is a record that was meant to be graded
+    assert torn["status"] == "error" and f"{preds} line 4" in torn["error"]
+    assert _results(out)["resolved"] == 1 and _results(out)["total"] == 5
+
+
+def test_unreadable_prediction_lines_count_as_errors(local_tasks: Path, tmp_path: Path, capsys):
+    """Two records, one of them unreadable: 0 of 2, not 0 of 1 (an empty patch grades without a sandbox)."""
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(json.dumps({"instance_id": ID_1867, "model_name_or_path": "m", "model_patch": ""}) + "\n"
+                     + '{"instance_id": "' + ID_1359 + '", "model_patch": "diff --git a/x b/x\n')
+    out = tmp_path / "o"
+    assert main(["eval", "swebench", "--predictions", str(preds), "--dataset", str(local_tasks), "--runtime", "local",
+                 "--out", str(out), "--quiet"]) == 0
+    res = _results(out)
+    assert (res["total"], res["resolved"], res["status_counts"]) == (2, 0, {"empty_patch": 1, "error": 1})
+    bad = res["instances"][f"{preds}:2"]
+    assert bad["status"] == "error" and not bad["resolved"] and f"{preds} line 2: unreadable" in bad["error"]
+    assert "resolved 0/2 = 0.0%" in capsys.readouterr().out
+
+
+def test_eval_start_sweeps_copies_of_killed_local_runtimes(tmp_path: Path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    (tmp_path / "src").mkdir()
+    tmp_dir = tmp_path / "tmp"
+    tmp_dir.mkdir()
+    code = ("import sys; from srl_swe.runtime.local import LocalRuntime; rt = LocalRuntime(sys.argv[1]); "
+            "print(rt.root, flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "src")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp_dir)})
+    copy = Path(proc.stdout.readline().strip()).parent
+    proc.kill()
+    proc.wait()
+    assert copy.is_dir() and copy.parent == tmp_dir
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_dir))
+    (tmp_path / "none.jsonl").write_text("")
+    assert main(["eval", "swebench", "--predictions", str(tmp_path / "none.jsonl"), "--dataset",
+                 str(tmp_path / "none.jsonl"), "--runtime", "local", "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert not copy.exists()
 
 
 def test_missing_docker_daemon_gives_one_clear_message(local_tasks: Path, tmp_path: Path, monkeypatch, capsys):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,6 +138,50 @@ def test_with_block_removes_copy_on_exception(repo: Path):
         runtime.execute("true")
         1 / 0  # noqa: B018
     assert not root.exists()
+
+
+# A process that creates a runtime, says where its copy is, and waits to be killed.
+OWNER = ("import sys, time; from srl_swe.runtime.local import LocalRuntime; rt = LocalRuntime(sys.argv[1]); "
+         "print(rt.root, flush=True); time.sleep(120)")
+
+
+def copy_owned_by_subprocess(repo: Path, tmp_dir: Path) -> tuple[subprocess.Popen, Path]:
+    proc = subprocess.Popen([sys.executable, "-c", OWNER, str(repo)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_dir)})
+    copy = Path(proc.stdout.readline().strip()).parent  # TMP/srl-swe-local-HOST-PID-XXXX/testbed
+    assert copy.parent == tmp_dir and (copy / "testbed" / ".git").is_dir()
+    return proc, copy
+
+
+def test_copy_of_a_sigkilled_process_is_swept(repo: Path, tmp_path: Path, monkeypatch):
+    tmp_dir = tmp_path / "tmp"
+    tmp_dir.mkdir()
+    live, live_copy = copy_owned_by_subprocess(repo, tmp_dir)
+    dead, dead_copy = copy_owned_by_subprocess(repo, tmp_dir)
+    try:
+        dead.send_signal(signal.SIGKILL)  # no close(), no __del__: the copy stays behind
+        deadline = time.monotonic() + 10
+        # Not reaped yet (a zombie): it can no longer clean up, so it counts as gone.
+        while Path(f"/proc/{dead.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the killed process did not exit"
+            time.sleep(0.05)
+        unknown = [tmp_dir / "srl-swe-local-abcd1234", tmp_dir / f"srl-swe-local-otherhost-{dead.pid}-abcd1234"]
+        for folder in unknown:  # no owner (older versions) or another host's (a shared /tmp): never touched
+            folder.mkdir()
+        assert dead_copy.is_dir()
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_dir))
+        with LocalRuntime(repo) as mine:  # creating a runtime sweeps what dead owners left
+            assert mine.root.parent.parent == tmp_dir
+            assert not dead_copy.exists()
+            assert live_copy.is_dir() and all(f.is_dir() for f in unknown)
+    finally:
+        live.kill()
+        live.wait()
+        dead.wait()
+    from srl_swe.runtime.local import cleanup_stale_copies
+
+    assert cleanup_stale_copies(tmp_dir) == [live_copy]
+    assert sorted(tmp_dir.iterdir()) == sorted(unknown)
 
 
 def test_missing_repo_is_a_clear_error(tmp_path: Path):

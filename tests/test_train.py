@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,8 +29,19 @@ def tiny(tmp_path_factory) -> Path:
     return make_tiny_qwen2(tmp_path_factory.mktemp("tiny"))
 
 
+# A random tiny model never writes <think>: under the paper's strict format every reward is -1, GRPO gets no
+# signal and a test of learning or of resumed training would prove nothing. Without the block the step is
+# scored as all action, and the random completions get different similarity rewards.
+VARIED = ["require_think=false"]
+
+
 def metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_rewards_vary(logs: list[dict]) -> None:
+    stds = [r["reward_std"] for r in logs if "reward_std" in r]
+    assert stds and max(stds) > 0, f"every group had one reward (std {stds}): nothing to learn from"
 
 
 def weights(path: Path):
@@ -42,7 +54,7 @@ def weights(path: Path):
 @pytest.mark.parametrize("mode, key", [("srl", "rewards/srl_sequence_matcher/mean"), ("sft", "loss"),
                                        ("rlvr", "rewards/math_answer/mean")])
 def test_modes(tiny: Path, tmp_path: Path, mode: str, key: str):
-    extra = ["report_to=[tensorboard]"] if mode == "srl" else []
+    extra = ["report_to=[tensorboard]", *VARIED] if mode == "srl" else []
     cfg = load_config(TINY_CFG, [f"model={tiny}", f"output_dir={tmp_path / mode}", f"mode={mode}", *extra])
     summary = train(cfg)
     run = Path(summary["run_dir"])
@@ -54,12 +66,13 @@ def test_modes(tiny: Path, tmp_path: Path, mode: str, key: str):
         rec = next(r for r in logs if key in r)
         assert -1.0 <= rec[key] <= 1.0 and "rewards/format_violation/mean" in rec
         assert any("eval_reward" in r for r in logs)  # held-out split evaluated during training
+        assert_rewards_vary(logs)
     (ckpt,) = complete_checkpoints(run)
     assert (ckpt / "optimizer.pt").is_file() and (ckpt / COMPLETE).is_file()
     final = Path(summary["final_model"])
     assert (final / "config.json").is_file() and (final / "tokenizer.json").is_file()
     assert (run / "config.yaml").is_file() and json.loads((run / "summary.json").read_text())["mode"] == mode
-    if mode == "sft":  # a real optimizer step changed the weights
+    if mode in ("sft", "srl"):  # a real optimizer step (with a learning signal) changed the weights
         before, after = weights(tiny), weights(final)
         assert any(not (before[k] == after[k]).all() for k in before)
 
@@ -69,7 +82,7 @@ def test_sigkill_and_resume(tiny: Path, tmp_path: Path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "srl_swe.cli", "train", "--config", str(TINY_CFG), f"model={tiny}",
            f"output_dir={run}", "max_steps=6", "save_steps=1", "save_total_limit=10", "eval_fraction=0.0",
-           "eval_steps=null", "--no-plot"]
+           "eval_steps=null", *VARIED, "--no-plot"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 240
@@ -79,23 +92,59 @@ def test_sigkill_and_resume(tiny: Path, tmp_path: Path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = complete_checkpoints(run)[-1]
-    assert int(killed_at.name.split("-")[1]) < 6
-    # A half-written checkpoint (as a kill during a save leaves) is never resumed from. The kill itself may
-    # have landed during a save too (the tiny model trains fast), so there can be one more.
+    # Make the kill land during the save of the last checkpoint, whatever moment it hit: that step is logged
+    # in metrics.jsonl but its checkpoint does not count, so the resumed run trains and logs it again.
+    *earlier, last = complete_checkpoints(run)
+    (last / COMPLETE).unlink()
+    resumed_from = int(earlier[-1].name.split("-")[1])
+    logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
+              if line.endswith("}")]  # the kill may have torn the last line
+    assert resumed_from < 6 and max(logged) > resumed_from
+    # A half-written checkpoint is never resumed from. The kill itself may have landed during a save too
+    # (the tiny model trains fast), so there can be one more.
     (run / "checkpoint-99").mkdir()
     half = {p for p in run.glob("checkpoint-*") if not (p / COMPLETE).is_file()}
-    assert run / "checkpoint-99" in half and len(half) <= 2
+    assert {run / "checkpoint-99", last} <= half and len(half) <= 3
     assert set(drop_incomplete(run)) == half
     assert sorted(run.glob("checkpoint-*")) == sorted(complete_checkpoints(run))
     out = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     state = json.loads((complete_checkpoints(run)[-1] / "trainer_state.json").read_text())
     assert state["global_step"] == 6
-    steps = [r["step"] for r in metrics(run) if "loss" in r]
-    resumed = steps[steps.index(6) - (6 - int(killed_at.name.split("-")[1])) + 1:]
-    assert steps[-1] == 6 and resumed == list(range(int(killed_at.name.split("-")[1]) + 1, 7))
+    logs = metrics(run)
+    # Every step logged once: the lines after the resumed checkpoint were cut before they were redone.
+    assert [r["step"] for r in logs if "loss" in r] == [1, 2, 3, 4, 5, 6]
+    assert_rewards_vary([r for r in logs if r["step"] > resumed_from])
     assert best_checkpoint(run) == complete_checkpoints(run)[-1]
+
+
+@pytest.mark.slow
+def test_resume_at_the_last_step_trains_nothing(tiny: Path, tmp_path: Path, capsys):
+    """Killed after the last checkpoint was saved, before final/ and the summary, and during a metrics write:
+    --resume writes final/ from that checkpoint, trains no step more, and the plot reads the log."""
+    from srl_swe.cli import main
+
+    run = tmp_path / "run"
+    argv = ["train", "--config", str(TINY_CFG), f"model={tiny}", f"output_dir={run}", "max_steps=2",
+            "save_steps=2", "eval_fraction=0.0", "eval_steps=null", *VARIED]
+    train(load_config(TINY_CFG, argv[3:]))
+    ckpt = run / "checkpoint-2"
+    saved = weights(ckpt)
+    shutil.rmtree(run / "final")
+    (run / "summary.json").unlink()
+    kept = [line for line in (run / "metrics.jsonl").read_text().splitlines() if "train_runtime" not in line]
+    (run / "metrics.jsonl").write_text("".join(line + "\n" for line in kept) + '{"step": 2, "loss": 0.')
+    assert main([*argv, "--resume"]) == 0
+    assert complete_checkpoints(run) == [ckpt] and not (run / "checkpoint-3").exists()
+    assert json.loads((ckpt / "trainer_state.json").read_text())["global_step"] == 2
+    final = run / "final"
+    assert all((saved[k] == v).all() for k, v in weights(final).items())  # the checkpoint's model, untrained
+    assert (final / "tokenizer.json").is_file() and not (final / "optimizer.pt").exists()
+    assert json.loads((run / "summary.json").read_text())["final_model"] == str(final)
+    logs = metrics(run)  # no torn line left
+    assert [r["step"] for r in logs if "loss" in r] == [1, 2]
+    assert_rewards_vary(logs)
+    assert (run / "metrics.png").is_file() and "plot:" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -132,9 +181,9 @@ def test_bad_config_fails_before_any_model_loads(tmp_path: Path):
 
 @pytest.mark.slow
 def test_srl_then_rlvr_starts_from_srl_checkpoint(tiny: Path, tmp_path: Path):
-    # require_think=false: a random model never writes <think>, and flat -1 rewards would leave SRL's weights as is
     srl = train(load_config(TINY_CFG, [f"model={tiny}", f"output_dir={tmp_path / 'srl'}", "eval_fraction=0.0",
-                                       "eval_steps=null", "require_think=false"]))
+                                       "eval_steps=null", *VARIED]))
+    assert_rewards_vary(metrics(Path(srl["run_dir"])))
     start = best_checkpoint(Path(srl["run_dir"]))
     cfg = load_config(TINY_CFG, [f"model={tiny}", f"output_dir={tmp_path / 'rlvr'}", "mode=srl_then_rlvr",
                                  f"srl_output_dir={srl['run_dir']}", "eval_fraction=0.0", "eval_steps=null"])
@@ -183,7 +232,7 @@ def test_cli_train_under_torchrun_two_processes(tiny: Path, tmp_path: Path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(port), "-m", "srl_swe.cli", "train", "--config", str(TINY_CFG), "--no-plot",
            f"model={tiny}", f"output_dir={run}", "dynamic_sampling=true", "dynamic_sampling_max_tries=2",
-           "require_think=false"]  # graded rewards from a random model, so the groups carry signal
+           *VARIED]  # graded rewards from a random model, so the groups carry signal
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=REPO,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -191,6 +240,7 @@ def test_cli_train_under_torchrun_two_processes(tiny: Path, tmp_path: Path):
     logs = metrics(run)
     steps = [r["step"] for r in logs if "dynamic_sampling/filtered_fraction" in r]
     assert steps == [1, 2], "one log line per optimizer step (rank 0 only)"
+    assert_rewards_vary(logs)
     (ckpt,) = complete_checkpoints(run)
     assert (ckpt / "optimizer.pt").is_file()
     final = run / "final"

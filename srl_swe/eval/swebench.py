@@ -12,8 +12,9 @@ Two settings:
 need no model: ``gold`` (the gold patches: checks the images and the harness, like swebench's ``-p gold``)
 and ``replay:PATH`` (agent mode: replay the expert trajectories in PATH whose task id matches).
 
-Runs are resumable: ``predictions.jsonl`` is appended one line per finished instance (flushed), a rerun skips
-the instances already in it, and the harness skips instances it has already graded for the same run id, so a
+Runs are resumable: ``predictions.jsonl`` is appended one line per finished instance (fsynced; a line torn by
+a crash is repaired before the next append, see :mod:`srl_swe.eval.predictions`), a rerun skips the instances
+already in it, and the harness skips instances it has already graded for the same run id, so a
 rerun yields the same report. Everything lands in ``--out``: ``predictions.jsonl``, ``trajs/ID.json`` (agent
 messages), ``logs/`` (the harness's), ``results.json`` (resolved rate and per-instance status).
 """
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from srl_swe.errors import SRLError
+from srl_swe.eval.predictions import PredictionLog
 from srl_swe.swebench.instance import SWEInstance
 
 MODES = ("agent", "oracle-file")
@@ -38,34 +40,6 @@ PREDICTIONS = "predictions.jsonl"
 
 def _slug(text: str) -> str:
     return re.sub(r"[^\w.-]+", "_", text.strip("/")) or "model"
-
-
-# -- predictions ------------------------------------------------------------------------------------
-class PredictionLog:
-    """``predictions.jsonl``, appended under a lock; lines that do not parse (a crash mid-write) are
-    ignored on read so a resumed run redoes those instances instead of failing."""
-
-    def __init__(self, path: Path):
-        self.path, self._lock = path, threading.Lock()
-
-    def read(self) -> dict[str, dict[str, Any]]:
-        done: dict[str, dict[str, Any]] = {}
-        if not self.path.is_file():
-            return done
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("instance_id"), str):
-                done[rec["instance_id"]] = rec
-        return done
-
-    def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
 
 
 def _replay_predictor(path: str, mode: str, runtime: str, limits: dict[str, Any]) -> Callable[..., dict]:
@@ -268,6 +242,9 @@ def main_from_args(args: Any) -> int:
     if (args.model is None) == (args.predictions is None):
         raise SRLError("pass exactly one of --model (generate and grade) or --predictions (grade a file)")
     grader = args.grader or ("harness" if args.runtime == "docker" else "runtime")
+    from srl_swe.runtime.local import cleanup_stale_copies
+
+    cleanup_stale_copies()  # repository copies of local runtimes that were SIGKILLed
     if grader == "harness" or args.runtime == "docker":
         from srl_swe.runtime.images import cleanup_stale, docker_client
 
@@ -280,7 +257,12 @@ def main_from_args(args: Any) -> int:
     instances, load_errors = load_instances(args.dataset, instance_ids=args.instances, strict=False,
                                             split=args.split)
     if args.predictions is not None:
-        predictions = PredictionLog(args.predictions).read()
+        predictions, unreadable = PredictionLog(args.predictions).read_report()
+        # Every unreadable line is a record that was meant to be graded: an error in the denominator.
+        for n, why in unreadable:
+            load_errors[f"{args.predictions}:{n}"] = f"{args.predictions} line {n}: unreadable prediction, {why}"
+        for rec in predictions.values():  # SWE-bench files may leave it out or null: graded as an empty patch
+            rec["model_patch"] = rec.get("model_patch") or ""
         if args.instances:
             predictions = {k: v for k, v in predictions.items() if k in set(args.instances)}
     else:

@@ -14,16 +14,29 @@ MAX_PANELS = 12
 SKIP = {"step", "epoch", "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second"}
 
 
+def metric_records(path: Path) -> list[tuple[bytes, dict]]:
+    """The log lines of ``metrics.jsonl`` with their records. A line that is not a JSON object with an integer
+    step is skipped: a kill mid-write leaves the last line torn, and that must not stop a plot or a resume."""
+    out = []
+    for raw in path.read_bytes().split(b"\n"):
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int):
+            out.append((raw, rec))
+    return out
+
+
 def read_metrics(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics (is {run_dir} an `srl-swe train` output folder?)")
     series: dict[str, list[tuple[int, float]]] = {}
-    for line in path.read_text().splitlines():
-        rec = json.loads(line)
+    for _, rec in metric_records(path):
         for key, value in rec.items():
             if key not in SKIP and isinstance(value, (int, float)) and math.isfinite(value):
-                series.setdefault(key, []).append((int(rec["step"]), float(value)))
+                series.setdefault(key, []).append((rec["step"], float(value)))
     return series
 
 

@@ -4,10 +4,14 @@ Modes: ``srl`` (GRPO, reward = the environments' step-similarity scoring path), 
 reward: math-verify for math; for SWE tasks the rollouts use tools in sandboxes through TRL's
 ``environment_factory`` and the reward is the graded patch, see :mod:`srl_swe.train.exec_env`), ``sft``
 (TRL SFTTrainer on the expert steps) and ``srl_then_rlvr`` (RLVR from SRL's best checkpoint). Everything
-TRL does is TRL's; this module wires data, model, rewards, callbacks and checkpoint hygiene:
+TRL does is TRL's; this module wires data, model, rewards, callbacks and checkpoint hygiene
+(:mod:`srl_swe.train.checkpoints`):
 
 * a checkpoint counts only once ``COMPLETE`` is written inside it, after the Trainer has saved model,
   optimizer, scheduler, RNG and state, so a run killed mid-save resumes from the previous one;
+* ``--resume`` repeats and loses nothing: ``metrics.jsonl`` is cut back to the resumed checkpoint's step (a
+  fresh start empties it), and a run whose last complete checkpoint is at its final step only writes
+  ``final/`` from it (and the summary) instead of training a step more;
 * ``metrics.jsonl`` gets every log line (reward mean/std, filtered fraction, format-violation rate, KL,
   eval scores), TensorBoard through ``report_to``; RLVR on SWE tasks adds ``rollouts.jsonl`` (one graded
   rollout a line) and, with the docker runtime, the harness's logs under ``grading/``.
@@ -17,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,14 +28,18 @@ from typing import Any
 from transformers import TrainerCallback
 
 from srl_swe.rewards import SRLReward, completion_text, format_violation
+from srl_swe.train.checkpoints import (
+    COMPLETE,
+    best_checkpoint,
+    checkpoint_step,
+    complete_checkpoints,
+    drop_incomplete,
+    final_from_checkpoint,
+    is_final_step,
+    is_main_process,
+    trim_metrics,
+)
 from srl_swe.train.config import TrainConfig
-
-COMPLETE = "COMPLETE"
-
-
-def is_main_process() -> bool:
-    """Rank 0 under ``torchrun`` / ``accelerate launch`` (and a run on its own): the one that writes run files."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 class RunLog(TrainerCallback):
@@ -68,29 +75,6 @@ class FormatRate:
         syntaxes = syntax or ["xml"] * len(completions)
         return [float(format_violation(completion_text(c), s, self.require_think))
                 for c, s in zip(completions, syntaxes, strict=True)]
-
-
-def complete_checkpoints(run_dir: Path) -> list[Path]:
-    found = [p for p in run_dir.glob("checkpoint-*") if (p / COMPLETE).is_file() and p.name.split("-")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
-
-
-def drop_incomplete(run_dir: Path) -> list[Path]:
-    """Remove checkpoint folders a killed run left half-written (no COMPLETE marker)."""
-    stale = [p for p in run_dir.glob("checkpoint-*") if p.is_dir() and not (p / COMPLETE).is_file()]
-    for p in stale:
-        shutil.rmtree(p)
-    return stale
-
-
-def best_checkpoint(run_dir: Path) -> Path:
-    """The SRL stage's best checkpoint (Trainer's best_model_checkpoint if evaluated, else the last)."""
-    done = complete_checkpoints(run_dir)
-    if not done:
-        raise FileNotFoundError(f"{run_dir}: no complete checkpoint-* folder (looked for {COMPLETE} markers)")
-    state = json.loads((done[-1] / "trainer_state.json").read_text())
-    best = state.get("best_model_checkpoint")
-    return Path(best) if best and Path(best).is_dir() else done[-1]
 
 
 def _bf16(cfg: TrainConfig) -> bool:
@@ -218,14 +202,19 @@ def _save_final(trainer, run_dir: Path) -> Path:
 
 def train_stage(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path, resume: bool) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
+    main = is_main_process()
     resume_from = None
     if resume:
-        if is_main_process():
+        if main:
             drop_incomplete(run_dir)
         done = complete_checkpoints(run_dir)
-        resume_from = str(done[-1]) if done else None
+        resume_from = done[-1] if done else None
+    if main:
+        trim_metrics(run_dir, checkpoint_step(resume_from) if resume_from else 0)
+    if resume_from is not None and is_final_step(cfg, resume_from):
+        return final_from_checkpoint(resume_from, run_dir)  # killed after the last save, before final/
     trainer = build_trainer(cfg, mode, model_spec, run_dir)
-    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     return _save_final(trainer, run_dir)
 
 
