@@ -16,6 +16,13 @@ A model output is *valid* when it is ``<think>…</think>`` followed by exactly 
 environment's syntax and nothing else; :func:`parse_output` raises :class:`ActionParseError` with the
 reason otherwise. :func:`extract_action` is the lenient reader used on expert transcripts, where prose
 before the call is the expert's thought.
+
+Bounded time: every reader here is linear in the length of its input, whatever the input (unclosed or
+repeated tags, tens of thousands of parameters, deeply nested JSON, many ``<think>`` tags): each part of the
+text is scanned a bounded number of times, never once per opening tag. An output of the action space's
+maximum size (``MAX_OUTPUT_CHARS``, 2**20 characters) is parsed and scored in well under 1 s; the adversarial
+cases are timed in ``tests/test_bounded_parsing.py``. JSON nested deeper than ``MAX_JSON_DEPTH`` (100) is
+refused. Malformed input of any kind raises :class:`ActionParseError`, never another exception.
 """
 
 from __future__ import annotations
@@ -23,16 +30,43 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from itertools import islice
 
 from srl_swe.errors import ActionParseError
-from srl_swe.schema import ToolCall
+from srl_swe.schema import MAX_JSON_DEPTH, ToolCall, json_too_deep
 
-_FUNC_RE = re.compile(r"<function=([^>\s]+)>(.*?)</function>", re.S)
+# The xml tag is read by hand (XmlSyntax.find) exactly as r"<function=([^>\s]+)>(.*?)</function>" (re.S) reads
+# it; the regex rescans the rest of the text from every unclosed opener and every name cut by white space.
+_FUNC_OPEN, _FUNC_CLOSE = "<function=", "</function>"
+_NAME_END, _FUNC_END = re.compile(r"[>\s]"), re.compile(re.escape(_FUNC_CLOSE))
 _PARAM_OPEN, _PARAM_CLOSE = "<parameter=", "</parameter>"
-_QWEN_RE = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
+_QWEN_RE, _QWEN_CLOSE = re.compile(r"<tool_call>(.*?)</tool_call>", re.S), "</tool_call>"
 # mini-swe-agent's own action regex, so a transcript parses exactly as the agent that wrote it did.
-_BASH_RE = re.compile(r"```bash\s*\n(.*?)\n```", re.S)
+_BASH_RE, _BASH_CLOSE = re.compile(r"```bash\s*\n(.*?)\n```", re.S), "\n```"
 _THINK_RE = re.compile(r"\A\s*<think>(.*?)</think>(.*)\Z", re.S)
+
+
+def _finditer_linear(pattern: re.Pattern[str], text: str, close: str, limit: int | None):
+    """``pattern.finditer(text)`` (at most ``limit`` matches) for a pattern that ends with the literal ``close``
+    and whose other parts cannot run past the opener's own white space. Matching stops where the last ``close``
+    ends: then an opener either has a ``close`` after it or lies beyond the bound, where without the bound
+    every unclosed opener rescans to the end of the text (quadratic)."""
+    last = text.rfind(close)
+    return islice(pattern.finditer(text, 0, last + len(close)) if last >= 0 else (), limit)
+
+
+class _NextOf:
+    """The first match of ``pattern`` at or after ``pos``, for calls whose ``pos`` never decreases: a cached hit
+    at or after ``pos`` is still the first, so each part of the text is searched once, not once per caller."""
+
+    def __init__(self, text: str, pattern: re.Pattern[str]):
+        self.text, self.pattern, self.at = text, pattern, -2  # -2: not searched yet, -1: none left
+
+    def __call__(self, pos: int) -> int:
+        if self.at != -1 and pos > self.at:
+            m = self.pattern.search(self.text, pos)
+            self.at = m.start() if m else -1
+        return self.at
 
 
 @dataclass(frozen=True)
@@ -52,7 +86,12 @@ class ActionSyntax:
     def render(self, call: ToolCall) -> str:
         raise NotImplementedError
 
-    def find(self, text: str) -> list[Match]:
+    def expresses(self, call: ToolCall) -> bool:
+        """Whether ``render(call)`` can write this call (bash and text can write only one tool)."""
+        return True
+
+    def find(self, text: str, limit: int | None = None) -> list[Match]:
+        """The actions in ``text``, in order (the first ``limit`` of them)."""
         raise NotImplementedError
 
     def parse(self, text: str) -> ToolCall:
@@ -91,36 +130,54 @@ class XmlSyntax(ActionSyntax):
         )
         return f"<function={call.name}>\n{params}</function>"
 
-    @staticmethod
-    def _value(raw: str) -> str:
-        # Also accepts a model writing a one-line value on its own line (``<parameter=command>\nls\n</parameter>``).
-        if len(raw) >= 2 and raw.startswith("\n") and raw.endswith("\n"):
-            return raw[1:-1]
-        return raw
-
-    def find(self, text: str) -> list[Match]:
-        return [Match(m.start(), m.end(), ToolCall(m.group(1), self._params(m.group(1), m.group(2))))
-                for m in _FUNC_RE.finditer(text)]
+    def find(self, text: str, limit: int | None = None) -> list[Match]:
+        out: list[Match] = []
+        name_end, close = _NextOf(text, _NAME_END), _NextOf(text, _FUNC_END)
+        pos = 0
+        while len(out) != limit and (start := text.find(_FUNC_OPEN, pos)) >= 0:
+            pos = start + len(_FUNC_OPEN)
+            gt = name_end(pos)
+            if gt < 0:  # no ">" (nor white space) anywhere after: no later tag can be complete either
+                break
+            if gt == pos or text[gt] != ">":  # an empty name, or white space inside it: not a tag
+                continue
+            end = close(gt + 1)
+            if end < 0:
+                break
+            name = text[pos:gt]
+            out.append(Match(start, end + len(_FUNC_CLOSE), ToolCall(name, self._params(name, text[gt + 1 : end]))))
+            pos = end + len(_FUNC_CLOSE)
+        return out
 
     def _params(self, func: str, body: str) -> tuple[tuple[str, str], ...]:
         # A linear scan with str.find rather than a lazy regex: with many unclosed "<parameter=" a regex
-        # rescans to the end of the text from each one, which is quadratic on long model outputs.
+        # rescans to the end of the text from each one, which is quadratic on long model outputs. Names go in
+        # a set, not a scan of what was read (20k parameters took 8 s to check). Methods are bound locally:
+        # an output of the action space's maximum size holds 30k+ parameters.
+        func = func[:60]
         args: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        find, add, append = body.find, seen.add, args.append
+        open_len, close_len = len(_PARAM_OPEN), len(_PARAM_CLOSE)
         pos = 0
-        while (start := body.find(_PARAM_OPEN, pos)) >= 0:
-            if body[pos:start].strip():
+        while (start := find(_PARAM_OPEN, pos)) >= 0:
+            if start > pos and not body[pos:start].isspace():
                 raise ActionParseError(f"stray text inside <function={func}>: {body[pos:start][:60]!r}")
-            gt = body.find(">", start)
-            name = body[start + len(_PARAM_OPEN) : gt] if gt >= 0 else ""
-            if not name or any(c.isspace() for c in name):
+            gt = find(">", start)
+            name = body[start + open_len : gt] if gt >= 0 else ""
+            if name.split() != [name]:  # empty, or white space inside
                 raise ActionParseError(f"malformed <parameter=...> tag inside <function={func}>")
-            close = body.find(_PARAM_CLOSE, gt)
+            close = find(_PARAM_CLOSE, gt)
             if close < 0:
                 raise ActionParseError(f"<parameter={name[:40]}> is not closed by </parameter>")
-            if any(k == name for k, _ in args):
-                raise ActionParseError(f"parameter {name!r} given twice")
-            args.append((name, self._value(body[gt + 1 : close])))
-            pos = close + len(_PARAM_CLOSE)
+            if name in seen:
+                raise ActionParseError(f"parameter {name[:40]!r} given twice")
+            add(name)
+            raw = body[gt + 1 : close]
+            # One newline on each side is the multi-line layout; a model may also put a one-line value on its
+            # own line (<parameter=command>\nls\n</parameter>).
+            append((name, raw[1:-1] if len(raw) >= 2 and raw[0] == "\n" and raw[-1] == "\n" else raw))
+            pos = close + close_len
         if body[pos:].strip():
             raise ActionParseError(f"stray text inside <function={func}>: {body[pos:][:60]!r}")
         return tuple(args)
@@ -134,9 +191,9 @@ class QwenSyntax(ActionSyntax):
         payload = {"name": call.name, "arguments": dict(call.arguments)}
         return f"<tool_call>\n{json.dumps(payload, ensure_ascii=False)}\n</tool_call>"
 
-    def find(self, text: str) -> list[Match]:
+    def find(self, text: str, limit: int | None = None) -> list[Match]:
         out = []
-        for m in _QWEN_RE.finditer(text):
+        for m in _finditer_linear(_QWEN_RE, text, _QWEN_CLOSE, limit):
             payload = _json_loads(m.group(1), "<tool_call> body")
             out.append(Match(m.start(), m.end(), tool_call_from_json(payload)))
         return out
@@ -146,14 +203,17 @@ class BashSyntax(ActionSyntax):
     name = "bash"
     opener = "```bash"
 
-    def render(self, call: ToolCall) -> str:
-        command = call.get("command")
-        if call.name != "bash" or command is None or len(call.arguments) != 1:
-            raise ActionParseError(f"the bash syntax can only write bash(command=...), not {call.name}")
-        return f"```bash\n{command}\n```"
+    def expresses(self, call: ToolCall) -> bool:
+        return call.name == "bash" and len(call.arguments) == 1 and call.arguments[0][0] == "command"
 
-    def find(self, text: str) -> list[Match]:
-        return [Match(m.start(), m.end(), ToolCall.bash(m.group(1))) for m in _BASH_RE.finditer(text)]
+    def render(self, call: ToolCall) -> str:
+        if not self.expresses(call):
+            raise ActionParseError(f"the bash syntax can only write bash(command=...), not {call.name[:60]}")
+        return f"```bash\n{call.arguments[0][1]}\n```"
+
+    def find(self, text: str, limit: int | None = None) -> list[Match]:
+        return [Match(m.start(), m.end(), ToolCall.bash(m.group(1)))
+                for m in _finditer_linear(_BASH_RE, text, _BASH_CLOSE, limit)]
 
 
 class TextSyntax(ActionSyntax):
@@ -161,15 +221,17 @@ class TextSyntax(ActionSyntax):
 
     name = "text"
 
-    def render(self, call: ToolCall) -> str:
-        content = call.get("content")
-        if call.name != "text" or content is None:
-            raise ActionParseError(f"the text syntax can only write text(content=...), not {call.name}")
-        return content
+    def expresses(self, call: ToolCall) -> bool:
+        return call.name == "text" and call.get("content") is not None
 
-    def find(self, text: str) -> list[Match]:
+    def render(self, call: ToolCall) -> str:
+        if not self.expresses(call):
+            raise ActionParseError(f"the text syntax can only write text(content=...), not {call.name[:60]}")
+        return call.get("content") or ""
+
+    def find(self, text: str, limit: int | None = None) -> list[Match]:
         stripped = text.strip()
-        if not stripped:
+        if not stripped or limit == 0:
             return []
         start = text.index(stripped[0])
         return [Match(start, start + len(stripped), ToolCall.text(stripped))]
@@ -197,12 +259,17 @@ def get_syntax(name: str | ActionSyntax) -> ActionSyntax:
 
 def _json_loads(text: str, what: str) -> object:
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         raise ActionParseError(f"{what} is not JSON ({e.msg})") from None
-    except (ValueError, RecursionError) as e:  # a >4300-digit integer; nesting deeper than the recursion limit
-        reason = "nesting too deep" if isinstance(e, RecursionError) else str(e)[:80]
-        raise ActionParseError(f"{what} is not JSON ({reason})") from None
+    except RecursionError:  # deeper than the recursion limit: refused for the same reason as below
+        value = None
+    except ValueError as e:  # a >4300-digit integer
+        raise ActionParseError(f"{what} is not JSON ({str(e)[:80]})") from None
+    else:
+        if not json_too_deep(value):
+            return value
+    raise ActionParseError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
 
 
 def tool_call_from_json(payload: object) -> ToolCall:
@@ -216,7 +283,14 @@ def tool_call_from_json(payload: object) -> ToolCall:
         args = {}
     if not isinstance(args, dict):
         raise ActionParseError(f'tool call "arguments" must be an object, got {type(args).__name__}')
-    return ToolCall.make(payload["name"], args)
+    # Non-string values become their JSON text (json.dumps recurses): a payload that did not come through
+    # _json_loads (a loaded file's tool_calls, a caller's dict) is checked here too.
+    if json_too_deep(args):
+        raise ActionParseError(f'tool call "arguments" are nested deeper than {MAX_JSON_DEPTH} levels')
+    try:
+        return ToolCall.make(payload["name"], args)
+    except RecursionError:  # only on a stack already near the interpreter's limit
+        raise ActionParseError('tool call "arguments" are nested too deep to write as JSON') from None
 
 
 @dataclass(frozen=True)
@@ -247,9 +321,10 @@ def parse_output(text: object, syntax: str | ActionSyntax = "xml", require_think
 
 def extract_action(text: str, syntax: str | ActionSyntax) -> tuple[str, ToolCall]:
     """Lenient reader for expert transcripts: exactly one action anywhere; prose before it is the thought."""
-    found = get_syntax(syntax).find(text)
+    found = get_syntax(syntax).find(text, limit=2)  # a third action would not change the answer
     if len(found) != 1:
-        raise ActionParseError(f"expected exactly one {get_syntax(syntax).name} action, found {len(found)}")
+        raise ActionParseError(f"expected exactly one {get_syntax(syntax).name} action, found "
+                               + ("none" if not found else "more than one"))
     return text[: found[0].start].strip(), found[0].call
 
 

@@ -32,6 +32,18 @@ def _window(value: str) -> int | None:
     return k
 
 
+def _printable(text: str, stream=None) -> str:
+    """``text`` that ``stream`` (stdout) can always write, even with a strict encoding: the bytes of a file name
+    that is not UTF-8 (decoded by Python with surrogateescape) and characters the encoding lacks become
+    backslash escapes instead of aborting the listing with UnicodeEncodeError."""
+    encoding = getattr(stream or sys.stdout, "encoding", None) or "utf-8"
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte (e.g. from JSON "\ud800")
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.encode(encoding, "backslashreplace").decode(encoding, "replace")
+
+
 def cmd_data_inspect(args: argparse.Namespace) -> int:
     from srl_swe.trajectories import load_trajectories
 
@@ -49,7 +61,7 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
               f"{row['unknown']:>9}  {skipped}")
     malformed = [s for s in result.skipped if s.category == "malformed"]
     for s in malformed[: args.show]:
-        print(f"skipped {s.source}" + (f" [{s.record}]" if s.record else "") + f": {s.reason}")
+        print(_printable(f"skipped {s.source}" + (f" [{s.record}]" if s.record else "") + f": {s.reason}"))
     if len(malformed) > args.show:
         print(f"... and {len(malformed) - args.show} more malformed (use --json for all)")
     return 0
@@ -309,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (SRLError, FileNotFoundError, ValueError) as e:
-        print(f"srl-swe: error: {e}", file=sys.stderr)
+        print(_printable(f"srl-swe: error: {e}", sys.stderr), file=sys.stderr)
         return 2
 
 

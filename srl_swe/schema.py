@@ -4,6 +4,11 @@ Frozen dataclasses so that trajectories can be shared between environments, data
 processes without defensive copies. Tool-call arguments are stored as an ordered tuple of
 ``(name, value)`` string pairs: the order is the expert's (rendering keeps it), and string values make
 every action syntax round-trip to the same canonical text, which is what the reward compares.
+
+JSON read from outside (trajectory files, a model's ``<tool_call>`` body, OpenAI ``arguments`` strings) is
+refused when nested deeper than :data:`MAX_JSON_DEPTH`: ``json.loads`` accepts up to about the interpreter's
+recursion limit (1000), but what we then do with the value (``json.dumps`` of an argument, ``str()`` of an
+id) recurses again on a deeper stack and would raise ``RecursionError``. Real data nests at most 10 deep.
 """
 
 from __future__ import annotations
@@ -14,6 +19,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["swe", "math"]
+MAX_JSON_DEPTH = 100  # containers inside containers; far below the recursion limit, far above real data
+
+
+def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a parsed JSON value nests lists/objects more than ``limit`` deep (iterative: never recurses)."""
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
 
 
 def _as_text(value: Any) -> str:

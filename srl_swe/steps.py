@@ -163,8 +163,9 @@ class PromptBuilder:
         self.trajectories = list(trajectories)
         self.cfg = cfg or StepConfig()
         swe = [t for t in self.trajectories if t.kind == "swe"]
-        self.system = swe_system_prompt(tool_specs(swe), self.cfg.syntax) if swe else ""
         self.syntax = get_syntax(self.cfg.syntax)
+        check_expressible(swe, self.cfg.syntax)
+        self.system = swe_system_prompt(tool_specs(swe), self.cfg.syntax) if swe else ""
         self._targets: dict[tuple[int, int], str] = {}  # (trajectory, step) -> expert rendering
         # Per-trajectory turns and their ChatML text, rendered and truncated once: an environment asks
         # for a prefix at every step (G times per step under GRPO). LRU-bounded to keep memory flat.
@@ -219,6 +220,25 @@ class PromptBuilder:
 
     def examples(self) -> list[StepExample]:
         return [self.example(i, k) for i, t in enumerate(self.trajectories) for k in range(len(t.steps))]
+
+
+def check_expressible(trajectories: Sequence[Trajectory], syntax: str) -> None:
+    """Refuse, before any prompt is built, a syntax that cannot write every expert action of the data (``bash``
+    writes only ``bash(command)``, ``text`` only math steps), naming an action it cannot write and the
+    syntaxes that can write them all. Otherwise the first such action would fail at ``reset``."""
+    syn = get_syntax(syntax)
+    bad = next(((t, k) for t in trajectories for k, s in enumerate(t.steps) if not syn.expresses(s.action)), None)
+    if bad is None:
+        return
+    t, k = bad
+    call = t.steps[k].action
+    able = [name for name in ("xml", "qwen", "bash", "text")
+            if all(get_syntax(name).expresses(s.action) for u in trajectories for s in u.steps)]
+    only = {"bash": "bash(command=...)", "text": "text(content=...)"}.get(syntax, "some calls")
+    args = ", ".join(name[:40] for name, _ in call.arguments[:4])
+    raise ValueError(f"syntax={syntax!r} cannot write this data: it writes only {only}, and action {k} of "
+                     f"{t.id[:80]} is {call.name[:60]}({args}). Syntaxes that can write every action: "
+                     f"{', '.join(able) or 'none'}")
 
 
 def build_steps(trajectories: Sequence[Trajectory], cfg: StepConfig | None = None) -> list[StepExample]:

@@ -16,7 +16,8 @@ import srl_swe
 from srl_swe.actions import render
 from srl_swe.errors import SRLError
 from srl_swe.policies import NoisyReplayPolicy, ReplayPolicy
-from srl_swe.schema import ToolCall
+from srl_swe.schema import Step, Task, ToolCall, Trajectory
+from srl_swe.steps import StepConfig, build_steps
 
 
 @pytest.mark.parametrize("env_id", sorted(srl_swe.ENV_IDS))
@@ -166,3 +167,21 @@ def test_shared_data_env(trajectories_dir: Path):
     assert env.unwrapped.num_examples == 2775
     obs, info = env.reset(seed=0)
     assert info["source_format"] == "mini-swe-agent" and "```bash" in obs["messages"][0]["content"]
+
+
+def test_a_syntax_that_cannot_write_the_data_fails_at_construction():
+    """The bash syntax writes only bash(command): on data with other tools it must fail in gym.make, saying which
+    syntaxes can write the data, not with an ActionParseError at the first reset that meets such an action."""
+    with pytest.raises(ValueError, match=r"^syntax='bash' cannot write this data: it writes only bash\(command=\.\.\.\)"
+                                         r", and action \d+ of \S+ is str_replace_editor\(command, path\)\. Syntaxes "
+                                         r"that can write every action: xml, qwen$"):
+        gym.make("SRL-SWE-v0", syntax="bash")
+    trajs = gym.make("SRL-SWE-v0").unwrapped.trajectories
+    with pytest.raises(ValueError, match=r"syntax='text' cannot write this data"):
+        build_steps(trajs, StepConfig(syntax="text"))  # what `srl-swe data build --syntax` goes through
+    bash_only = [Trajectory(Task("t", "Fix it."), (Step(ToolCall.bash("ls"), "", "a.py"),), "test", "<test>")]
+    env = gym.make("SRL-SWE-v0", data=bash_only, syntax="bash", mode="step")
+    env.reset(options={"index": 0})
+    assert env.step("<think>x</think>\n```bash\nls\n```")[1] == 1.0
+    with pytest.raises(ValueError, match=r"Syntaxes that can write every action: xml, qwen, bash$"):
+        gym.make("SRL-SWE-v0", data=bash_only, syntax="text")

@@ -23,7 +23,8 @@ from srl_swe.trajectories import KEEP_CHOICES, load_trajectories
 
 MAX_PROMPT_CHARS = 1 << 22
 OBS_CACHE_SIZE = 256  # (trajectory, step) prefixes kept
-# The whole model output (monologue included) may be long; only the action part is capped when scored.
+# The whole model output (monologue included) may be long; only the action part is capped when scored. Parsing
+# is linear, so an output of this size is scored in under 1 s whatever it holds (tests/test_bounded_parsing.py).
 MAX_OUTPUT_CHARS = 1 << 20
 Mode = Literal["trajectory", "step"]
 Entry = tuple[str, tuple[dict[str, str], ...], str]  # prompt text, message dicts, expert action

@@ -23,7 +23,9 @@ class SRLSWEEnv(StepImitationEnv):
     ``UnicodeText(max_action_chars)``: the model's raw output, which must be ``<think>…</think>``
     followed by exactly one action in the environment's ``syntax``:
     ``xml`` (default, the SWE-smith format ``<function=bash><parameter=command>ls</parameter></function>``),
-    ``qwen`` (``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``) or ``bash`` (a fenced block).
+    ``qwen`` (``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``) or ``bash`` (a fenced block, which
+    can write only ``bash(command)``: on data with other tools ``gym.make`` fails, naming the syntaxes that can
+    write it). Any output up to the default ``max_action_chars`` (2**20) is scored in under 1 s.
 
     ## Observation Space
     ``Dict(prompt=UnicodeText, messages=Sequence(Dict(role, content)))``: the chat messages of the prefix

@@ -4,7 +4,9 @@
 attaches SWE-bench outcomes from report files it finds, and keeps (by default) only resolved
 trajectories, as the SRL paper trained only on trajectories checked to produce correct patches.
 A bad file or record inside a directory is reported in ``LoadResult.skipped`` and the scan goes on;
-a bad single file raises :class:`~srl_swe.errors.TrajectoryFormatError`.
+a bad single file raises :class:`~srl_swe.errors.TrajectoryFormatError`. That includes files that are not
+regular (a FIFO, a device, a dangling link: refused by type, never opened) and files over
+``io.MAX_FILE_BYTES`` (1 GiB); every read is bounded (see :mod:`srl_swe.trajectories.io`).
 """
 
 from __future__ import annotations
@@ -116,9 +118,11 @@ def load_file(path: str | Path) -> tuple[list[Trajectory], list[Skipped]]:
 
 
 def _candidate_files(root: Path) -> list[Path]:
+    # Not only regular files: a FIFO, a device or a dangling link with a trajectory suffix is "read" too, which
+    # refuses it by its type without opening it (io.read_bytes), so that the scan reports it with the reason.
     return sorted(
         p for p in root.rglob("*")
-        if p.is_file() and p.name.endswith(SUFFIXES) and not any(part.startswith(".") for part in p.parts[-2:])
+        if p.name.endswith(SUFFIXES) and not any(part.startswith(".") for part in p.parts[-2:]) and not p.is_dir()
     )
 
 

@@ -10,7 +10,8 @@ environment's complaint that follows them, and counted, because they are not exp
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from srl_swe.actions import extract_action, get_syntax, tool_call_from_json
@@ -29,6 +30,41 @@ class _Pending:
     thought: str
     call_id: str | None = None
     observation: str | None = None
+
+
+@dataclass
+class _Unanswered:
+    """Actions still waiting for their observation, found in O(1) per lookup: scanning the whole list for every
+    observation is quadratic in the number of turns."""
+
+    steps: list[_Pending]
+    first: int = 0  # every step before this one has its observation
+    by_id: dict[str, deque[int]] = field(default_factory=dict)
+
+    def add(self, pending: _Pending) -> None:
+        if pending.call_id is not None:
+            self.by_id.setdefault(pending.call_id, deque()).append(len(self.steps))
+        self.steps.append(pending)
+
+    def attach(self, text: str, msg: dict) -> None:
+        """The observation goes to the first waiting action whose call id the message names, else to the first
+        waiting action; a message after every action has its observation (a final note) is dropped."""
+        ids = msg.get("tool_call_ids") or ([msg["tool_call_id"]] if msg.get("tool_call_id") else [])
+        heads = [self._head(i) for i in (ids if isinstance(ids, list) else []) if isinstance(i, str)]
+        heads = [h for h in heads if h is not None]
+        while self.first < len(self.steps) and self.steps[self.first].observation is not None:
+            self.first += 1
+        target = min(heads) if heads else self.first
+        if target < len(self.steps):
+            self.steps[target].observation = text
+            if heads:
+                self.by_id[self.steps[target].call_id].popleft()  # type: ignore[index]
+
+    def _head(self, call_id: str) -> int | None:
+        waiting = self.by_id.get(call_id)
+        while waiting and self.steps[waiting[0]].observation is not None:  # answered in order, without its id
+            waiting.popleft()
+        return waiting[0] if waiting else None
 
 
 @dataclass(frozen=True)
@@ -50,7 +86,7 @@ def detect_syntax(messages: list[Any]) -> str:
                 continue  # walk_messages reports it, naming the file, record and message
             for name in DETECT_ORDER:
                 try:
-                    if get_syntax(name).find(text):
+                    if get_syntax(name).find(text, limit=1):
                         return name
                 except ActionParseError:
                     return name  # the syntax's markers are there but malformed: still that syntax
@@ -63,6 +99,7 @@ def walk_messages(messages: Any, source: str, record: str | int | None, syntax: 
     syntax = syntax or detect_syntax(messages)
     system, task_message = "", None
     steps: list[_Pending] = []
+    unanswered = _Unanswered(steps)
     format_errors, skip_reply = 0, False
     for n, msg in enumerate(messages):
         where = f"{record}, message {n}" if record is not None else f"message {n}"
@@ -85,7 +122,8 @@ def walk_messages(messages: Any, source: str, record: str | int | None, syntax: 
                     except ActionParseError as e:
                         raise TrajectoryFormatError(source, f"a valid tool call ({e})", where) from None
                     call_id = tc.get("id") if isinstance(tc, dict) else None
-                    steps.append(_Pending(call, text.strip() if k == 0 else "", call_id))
+                    call_id = call_id if isinstance(call_id, str) else None  # an id is a string (hashable)
+                    unanswered.add(_Pending(call, text.strip() if k == 0 else "", call_id))
                 skip_reply = False
                 continue
             if syntax == "tool_calls":
@@ -96,30 +134,17 @@ def walk_messages(messages: Any, source: str, record: str | int | None, syntax: 
             except ActionParseError:
                 format_errors, skip_reply = format_errors + 1, True
                 continue
-            steps.append(_Pending(call, _THOUGHT_PREFIX.sub("", thought)))
+            unanswered.add(_Pending(call, _THOUGHT_PREFIX.sub("", thought)))
             skip_reply = False
         elif role in ("user", "tool"):
             if skip_reply:
                 skip_reply = False
                 continue
-            _attach(steps, _OBS_PREFIX.sub("", text), msg)
+            unanswered.attach(_OBS_PREFIX.sub("", text), msg)
     if task_message is None:
         raise TrajectoryFormatError(source, "a user message with the task", record)
     done = tuple(Step(p.call, p.thought, p.observation or "") for p in steps)
     return Walked(task_message, system, done, format_errors, syntax)
-
-
-def _attach(steps: list[_Pending], text: str, msg: dict) -> None:
-    ids = msg.get("tool_call_ids") or ([msg["tool_call_id"]] if msg.get("tool_call_id") else [])
-    for p in steps:
-        if p.observation is None and p.call_id is not None and p.call_id in ids:
-            p.observation = text
-            return
-    for p in steps:
-        if p.observation is None:
-            p.observation = text
-            return
-    # A user message after every action has its observation (e.g. a final note): nothing to attach to.
 
 
 def _trajectory(walked: Walked, record: dict, source: str, fmt: str, default_id: str) -> Trajectory:

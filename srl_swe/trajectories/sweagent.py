@@ -9,13 +9,12 @@ what SWE-agent really ran: a command line in its shell (its ACI commands such as
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from srl_swe.actions import tool_call_from_json
 from srl_swe.errors import ActionParseError, TrajectoryFormatError
 from srl_swe.trajectories.chat import walk_messages
-from srl_swe.trajectories.io import message_text, problem_from_task_message, require
+from srl_swe.trajectories.io import loads, message_text, problem_from_task_message, require
 from srl_swe.schema import Step, Task, ToolCall, Trajectory
 
 
@@ -23,8 +22,8 @@ def _replay_config(obj: dict) -> dict:
     rc = obj.get("replay_config")
     if isinstance(rc, str):
         try:
-            rc = json.loads(rc)
-        except (ValueError, RecursionError):  # JSONDecodeError, a >4300-digit integer, too deep
+            rc = loads(rc, "replay_config")  # depth-checked like the file: its ids are str()-ed later
+        except TrajectoryFormatError:  # not JSON, a >4300-digit integer, too deep: no replay config
             return {}
     return rc if isinstance(rc, dict) else {}
 
