@@ -5,7 +5,9 @@
 2. grading: per-instance wall time of ``srl_swe.swebench.grading.grade_with_harness`` (dataset and
    prediction files written, images ensured, the harness run in a subprocess, reports read back) against the
    bare ``python -m swebench.harness.run_evaluation`` on the same images and the same files. Each repeat uses
-   a fresh run id, so both really grade; gold predictions for the two marshmallow tasks, one worker.
+   a fresh run id, so both really grade; gold predictions for the two marshmallow tasks, one worker. srl-swe's
+   path runs the harness in its hardened containers (``srl_swe.swebench.harness_sandbox``); the bare harness
+   runs its own (root with CAP_SYS_ADMIN), acceptable here only because the patches are the gold ones.
 
 Target (issue 4): per-instance evaluation wall time <= 1.2x the bare harness. Needs a Docker daemon.
 """
