@@ -20,24 +20,14 @@ Containers carry the label ``srl-swe=1`` (and the owning host:pid) and are remov
 from __future__ import annotations
 
 import contextlib
-import posixpath
 import queue
-import shlex
-import tarfile
 import threading
 import time
 import uuid
-from io import BytesIO
 
 from srl_swe.runtime import DEFAULT_MAX_OUTPUT, OutputBuffer
-from srl_swe.runtime.base import (
-    DEFAULT_TIMEOUT,
-    MAX_FILE_BYTES,
-    REPO_DIR,
-    CommandResult,
-    FileTooLargeError,
-    RuntimeError_,
-)
+from srl_swe.runtime.base import DEFAULT_TIMEOUT, MAX_FILE_BYTES, REPO_DIR, CommandResult, RuntimeError_
+from srl_swe.runtime.docker_files import read_container_file, write_container_file
 from srl_swe.runtime.images import (
     LABEL,
     OWNER_LABEL,
@@ -104,7 +94,7 @@ class DockerRuntime:
         # that (its `kill -9 -1` would take the new command too) nor return before it is over.
         self._stopping = threading.Lock()
         self.disk_stops = 0  # how many times the disk monitor stopped the container's processes
-        self._uid_gid = (0, 0)
+        self.uid_gid = (0, 0)
         # Registered before the container exists: a Ctrl-C during creation still finds it by name.
         register(self)
         try:
@@ -131,7 +121,7 @@ class DockerRuntime:
         code, out = self._run_quick("id -u; id -g")
         ids = out.split()
         if code == 0 and len(ids) == 2 and all(i.isdigit() for i in ids):
-            self._uid_gid = (int(ids[0]), int(ids[1]))  # uploaded files belong to the user commands run as
+            self.uid_gid = (int(ids[0]), int(ids[1]))  # uploaded files belong to the user commands run as
         if self.disk_mode == "monitor":
             self._watch = DiskWatch(self.api, self.container_name, self.limits.disk_bytes, self._disk_exceeded,
                                     interval=self.limits.disk_poll)
@@ -272,78 +262,14 @@ class DockerRuntime:
             raise RuntimeError_(f"could not restart container {self.container_name}: {exc}") from None
         self.restarts += 1
 
-    # -- files -------------------------------------------------------------------------------------
-    @staticmethod
-    def _abs(path: str) -> str:
-        return posixpath.normpath(posixpath.join(REPO_DIR, path))
-
+    # -- files (srl_swe.runtime.docker_files) ------------------------------------------------------
     def read_file(self, path: str) -> str:
         self._check_open()
-        data = self._get_file(self._abs(path), path)
-        if data is None:  # a symlink: the archive holds the link itself, so fetch what it points to
-            code, out = self._run_quick(f"readlink -f -- {_q(self._abs(path))}", timeout=30.0)
-            data = self._get_file(out.strip(), path) if code == 0 and out.strip() else None
-            if data is None:
-                raise FileNotFoundError(f"{path}: a dangling or looping symlink in the container")
-        return data.decode("utf-8", errors="replace")
-
-    def _get_file(self, real: str, shown: str) -> bytes | None:
-        """The bytes of the regular file ``real``; None when it is a symlink. The archive is streamed and
-        read at most ``max_file_bytes`` into the file, so host memory stays bounded whatever its size."""
-        import docker.errors
-
-        try:
-            raw, stat = self.api.get_archive(self.container_name, real, chunk_size=64 * 1024)
-        except docker.errors.NotFound:
-            raise FileNotFoundError(f"{shown}: no such file in the container") from None
-        try:
-            mode = int(stat.get("mode", 0))
-            if mode & (1 << 31):  # Go's os.ModeDir
-                raise IsADirectoryError(f"{shown} is a directory, not a file")
-            if not mode & (1 << 27) and int(stat.get("size", 0)) > self.max_file_bytes:  # 1 << 27: ModeSymlink
-                raise FileTooLargeError(shown, int(stat["size"]), self.max_file_bytes)
-            with tarfile.open(fileobj=_ChunkReader(raw), mode="r|") as tar:
-                member = tar.next()
-                if member is not None and member.issym():
-                    return None
-                if member is None or member.isdir():
-                    raise IsADirectoryError(f"{shown} is a directory, not a file")
-                if member.size > self.max_file_bytes:
-                    raise FileTooLargeError(shown, member.size, self.max_file_bytes)
-                fh = tar.extractfile(member)
-                if fh is None:
-                    raise FileNotFoundError(f"{shown}: not a regular file")
-                return fh.read(self.max_file_bytes)
-        finally:
-            with contextlib.suppress(Exception):
-                raw.close()  # stop the daemon sending the rest of a file we did not read
+        return read_container_file(self, path)
 
     def write_file(self, path: str, content: str) -> None:
-        """Upload to a temporary name, then ``cat`` it over the target: an existing file keeps its mode,
-        owner and symlinks, as with an editor's save."""
-        import docker.errors
-
         self._check_open()
-        target, data = self._abs(path), content.encode("utf-8", errors="surrogateescape")
-        tmp_name = f".srl-swe-upload-{uuid.uuid4().hex[:8]}"
-        info = tarfile.TarInfo(tmp_name)
-        info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-        info.uid, info.gid = self._uid_gid  # so the user commands run as can remove it from a sticky /tmp
-        blob = BytesIO()
-        with tarfile.open(fileobj=blob, mode="w") as tar:
-            tar.addfile(info, BytesIO(data))
-        try:
-            tmp_dir = "/tmp"
-            self.api.put_archive(self.container_name, tmp_dir, blob.getvalue())
-        except docker.errors.NotFound:  # no /tmp (someone deleted it): the root always exists
-            tmp_dir = "/"
-            self.api.put_archive(self.container_name, tmp_dir, blob.getvalue())
-        tmp = posixpath.join(tmp_dir, tmp_name)
-        script = (f"mkdir -p -- {_q(posixpath.dirname(target))} && cat -- {_q(tmp)} > {_q(target)}; "
-                  f"rc=$?; rm -f -- {_q(tmp)}; exit $rc")
-        code, out = self._run_quick(script, timeout=60.0)
-        if code != 0:
-            raise OSError(f"could not write {path} in the container: {out.strip() or 'exit ' + str(code)}")
+        write_container_file(self, path, content)
 
     # -- lifetime ----------------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -378,23 +304,3 @@ class DockerRuntime:
     def __repr__(self) -> str:
         return f"DockerRuntime(image={self.image!r}, container={self.container_name!r})"
 
-
-class _ChunkReader:
-    """A minimal read-only file over the archive's chunk generator, for ``tarfile``'s stream mode."""
-
-    def __init__(self, chunks):
-        self._chunks, self._buf = iter(chunks), b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buf) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buf += chunk
-        if size < 0:
-            size = len(self._buf)
-        out, self._buf = self._buf[:size], self._buf[size:]
-        return out
-
-
-_q = shlex.quote
