@@ -49,6 +49,7 @@ mkdir -p "$ROOT/data" "$ROOT/exec"
 # Put $ROOT/data on btrfs (a loopback file), once; returns non-zero when this host cannot.
 setup_btrfs() {
     if [ "$(findmnt -n -o FSTYPE --target "$ROOT/data" 2>/dev/null)" = btrfs ]; then
+        btrfs quota enable "$ROOT/data" 2>/dev/null || true
         return 0
     fi
     grep -qw btrfs /proc/filesystems || modprobe btrfs 2>/dev/null || return 1
@@ -61,6 +62,9 @@ setup_btrfs() {
             && mv "$ROOT/btrfs.img.tmp" "$ROOT/btrfs.img" || { rm -f "$ROOT/btrfs.img.tmp"; return 1; }
     fi
     mount -o loop,discard "$ROOT/btrfs.img" "$ROOT/data" 2>/dev/null || return 1
+    # Quota groups on before anything is written: enabled later (dockerd does it at the first sized
+    # container), btrfs accepts each container's size limit and does not enforce it.
+    btrfs quota enable "$ROOT/data" || return 1
 }
 
 if [ "$STORAGE" = auto ] || [ "$STORAGE" = btrfs ]; then

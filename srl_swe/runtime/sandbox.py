@@ -95,18 +95,85 @@ def image_user(client, image: str) -> str | None:
     return None if user.split(":")[0] in ("", "root", "0") else user
 
 
-def quota_kind(client) -> str | None:
-    """How this daemon's storage driver counts a ``size`` quota (see :data:`_QUOTA_DRIVERS`), or None."""
+def quota_kind(client, image: str | None = None) -> str | None:
+    """How this daemon's storage driver counts a ``size`` quota (see :data:`_QUOTA_DRIVERS`), or None when it
+    has none that works. A driver that takes the option is not trusted on its word: btrfs accepts ``size``
+    and ignores it when qgroups were enabled after the data existed, so the first call on a daemon writes
+    past a 1 MiB quota in a throwaway container from ``image`` and looks for the write error. The verdict is
+    cached per daemon, in this process and in ``$SRL_SWE_CACHE/quota/`` (delete it after changing the
+    daemon's storage)."""
     info = client.info()
     key = info.get("ID") or info.get("Name") or "?"
-    if key not in _QUOTA_CACHE:
-        driver = info.get("Driver", "")
-        backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
-        kind = _QUOTA_DRIVERS.get(driver)
-        if driver == "overlay2" and backing != "xfs":
-            kind = None  # overlay2 quotas need xfs with pquota; on ext4 the daemon refuses the option
-        _QUOTA_CACHE[key] = kind
+    if key in _QUOTA_CACHE:
+        return _QUOTA_CACHE[key]
+    driver = info.get("Driver", "")
+    backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
+    kind = _QUOTA_DRIVERS.get(driver)
+    if driver == "overlay2" and backing != "xfs":
+        kind = None  # overlay2 quotas need xfs with pquota; on ext4 the daemon refuses the option
+    if kind is None:
+        _QUOTA_CACHE[key] = None
+        return None
+    from srl_swe.runtime.images import lock_dir
+
+    cached = lock_dir().parent / "quota" / f"{''.join(c for c in key if c.isalnum() or c in '-_:')[:80]}.json"
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        record = json.loads(cached.read_text())
+        if record["driver"] == driver:
+            _QUOTA_CACHE[key] = record["kind"]
+            return record["kind"]
+    if image is None:
+        return kind  # nothing to probe with: what the driver claims (create_sandbox always passes an image)
+    works = _probe_quota(client, image, kind)
+    _QUOTA_CACHE[key] = kind if works else None
+    if not works:
+        log.warning("the Docker daemon's %s driver accepts a storage quota but does not enforce it; sandboxes "
+                    "use the disk monitor (for btrfs: `btrfs quota enable` on the data root)", driver)
+    with contextlib.suppress(OSError):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps({"driver": driver, "kind": _QUOTA_CACHE[key]}))
     return _QUOTA_CACHE[key]
+
+
+def quota_size(client, image: str, kind: str, disk: int) -> int:
+    """The ``size`` storage option that lets a container of ``image`` add about ``disk`` bytes. btrfs counts
+    the image's blocks too, a few percent more than the image's size (metadata), hence a slack on top:
+    writes may pass ``disk`` by up to :func:`quota_slack` bytes, never by more."""
+    if kind != "image+layer":
+        return disk
+    image_size = int(client.images.get(image).attrs.get("Size") or 0)
+    return disk + image_size + quota_slack(image_size)
+
+
+def quota_slack(image_size: int) -> int:
+    return (64 << 20) + image_size // 16
+
+
+def _probe_quota(client, image: str, kind: str) -> bool:
+    """Whether a quota of 1 MiB (+ slack) stops a write past it in a container of ``image`` on this daemon."""
+    import docker.errors
+
+    from srl_swe.runtime.images import LABEL, OWNER_LABEL, owner_label
+
+    size = quota_size(client, image, kind, 1 << 20)
+    too_much = size + (32 << 20)  # more than the whole quota, image included: must fail whatever the driver counts
+    container = None
+    try:
+        container = client.containers.create(
+            image, entrypoint=["sh", "-c", f"head -c {too_much} /dev/zero > /tmp/.srl-swe-quota-probe"],
+            storage_opt={"size": str(size)}, network_mode="none", cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"], labels={LABEL: "1", OWNER_LABEL: owner_label()})
+        container.start()
+        code = container.wait(timeout=60).get("StatusCode")
+        out = container.logs().decode("utf-8", "replace").lower()
+        return code != 0 and ("quota" in out or "no space" in out)
+    except docker.errors.APIError as exc:
+        log.info("storage quota probe on %s: %s", image, exc)
+        return False
+    finally:
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
 
 
 def _network_mode(client, network: bool | str) -> str:
@@ -136,9 +203,9 @@ def create_sandbox(client, image: str, limits: SandboxLimits, **create: Any) -> 
     disk = limits.disk_bytes
     if disk is None:
         return client.containers.create(image, **kwargs), None
-    kind = quota_kind(client) if limits.disk_mode != "monitor" else None
+    kind = quota_kind(client, image) if limits.disk_mode != "monitor" else None
     if kind is not None:
-        size = disk + (int(client.images.get(image).attrs.get("Size") or 0) if kind == "image+layer" else 0)
+        size = quota_size(client, image, kind, disk)
         try:
             return client.containers.create(image, storage_opt={"size": str(size)}, **kwargs), "quota"
         except docker.errors.APIError as exc:
