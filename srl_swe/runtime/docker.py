@@ -94,7 +94,7 @@ class DockerRuntime:
         # that (its `kill -9 -1` would take the new command too) nor return before it is over.
         self._stopping = threading.Lock()
         self.disk_stops = 0  # how many times the disk monitor stopped the container's processes
-        self.uid_gid = (0, 0)
+        self._uid_gid: tuple[int, int] | None = None
         # Registered before the container exists: a Ctrl-C during creation still finds it by name.
         register(self)
         try:
@@ -118,10 +118,6 @@ class DockerRuntime:
         except BaseException:
             self.close()
             raise
-        code, out = self._run_quick("id -u; id -g")
-        ids = out.split()
-        if code == 0 and len(ids) == 2 and all(i.isdigit() for i in ids):
-            self.uid_gid = (int(ids[0]), int(ids[1]))  # uploaded files belong to the user commands run as
         if self.disk_mode == "monitor":
             self._watch = DiskWatch(self.api, self.container_name, self.limits.disk_bytes, self._disk_exceeded,
                                     interval=self.limits.disk_poll)
@@ -263,6 +259,16 @@ class DockerRuntime:
         self.restarts += 1
 
     # -- files (srl_swe.runtime.docker_files) ------------------------------------------------------
+    @property
+    def uid_gid(self) -> tuple[int, int]:
+        """The numeric user and group commands run as (uploaded files belong to them), asked once."""
+        if self._uid_gid is None:
+            code, out = self._run_quick("id -u; id -g")
+            ids = out.split()
+            ok = code == 0 and len(ids) == 2 and all(i.isdigit() for i in ids)
+            self._uid_gid = (int(ids[0]), int(ids[1])) if ok else (0, 0)
+        return self._uid_gid
+
     def read_file(self, path: str) -> str:
         self._check_open()
         return read_container_file(self, path)
