@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from srl_swe.errors import ActionParseError
-from srl_swe.schema import MAX_JSON_DEPTH, ToolCall, json_too_deep
+from srl_swe.schema import MAX_JSON_DEPTH, JSONTooDeepError, ToolCall, json_too_deep, load_json
 
 # The xml tag is read by hand (XmlSyntax.find) exactly as r"<function=([^>\s]+)>(.*?)</function>" (re.S) reads
 # it; the regex rescans the rest of the text from every unclosed opener and every name cut by white space.
@@ -259,17 +259,13 @@ def get_syntax(name: str | ActionSyntax) -> ActionSyntax:
 
 def _json_loads(text: str, what: str) -> object:
     try:
-        value = json.loads(text)
+        return load_json(text)
+    except JSONTooDeepError as e:
+        raise ActionParseError(f"{what} is {e}") from None
     except json.JSONDecodeError as e:
         raise ActionParseError(f"{what} is not JSON ({e.msg})") from None
-    except RecursionError:  # deeper than the recursion limit: refused for the same reason as below
-        value = None
     except ValueError as e:  # a >4300-digit integer
         raise ActionParseError(f"{what} is not JSON ({str(e)[:80]})") from None
-    else:
-        if not json_too_deep(value):
-            return value
-    raise ActionParseError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
 
 
 def tool_call_from_json(payload: object) -> ToolCall:

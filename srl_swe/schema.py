@@ -35,6 +35,23 @@ def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+class JSONTooDeepError(ValueError):
+    """JSON nested deeper than :data:`MAX_JSON_DEPTH` (or than ``json.loads`` itself can parse)."""
+
+
+def load_json(text: str) -> Any:
+    """``json.loads`` that refuses nesting deeper than :data:`MAX_JSON_DEPTH` with :class:`JSONTooDeepError`;
+    malformed JSON raises ``json.JSONDecodeError`` (or ``ValueError``: a >4300-digit integer) as usual. A text
+    with fewer brackets than the limit cannot be that deep, so most values are never walked."""
+    try:
+        value = json.loads(text)
+    except RecursionError:  # deeper than the interpreter's recursion limit
+        raise JSONTooDeepError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and json_too_deep(value):
+        raise JSONTooDeepError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
 def _as_text(value: Any) -> str:
     # Non-string argument values (e.g. view_range=[1, 20]) are kept as their JSON text, the same
     # way the SWE-smith XML transcripts print them, so every syntax sees identical strings.

@@ -20,6 +20,7 @@ Containers carry the label ``srl-swe=1`` (and the owning host:pid) and are remov
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 import threading
 import time
@@ -57,6 +58,7 @@ _KILL_ALL = (
 _COUNT = 'n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n'
 _EXIT_POLL = 0.5  # how often to ask the daemon whether the command exited while its stream stays open
 _DRAIN = 0.2  # after the command exited, how long to still collect output its background children write
+_UNSET: object = object()  # DockerRuntime(disk=None) means "no disk limit", so "not given" needs its own value
 _TIMEOUT_CODES = (124, 137)  # coreutils timeout: timed out (TERM worked) / killed by the follow-up KILL
 
 
@@ -66,24 +68,31 @@ class DockerRuntime:
     ``network``: False = no network; True = the daemon's ``bridge`` network, or ``host`` when the daemon
     has no bridge (dockerd ``--bridge=none``, as scripts/start_dockerd.sh starts it); a string = that
     network mode (host networking is not isolated: opt in only for steps that must install packages).
-    ``memory`` is a Docker size ("2g"), ``cpus`` a CPU count, ``disk`` the most bytes commands may add to
-    the container's filesystem (``disk_mode`` as in :class:`~srl_swe.runtime.sandbox.SandboxLimits`),
-    ``user`` the user commands run as (default: the image's own USER), ``max_output`` bytes kept per
-    command (head and tail). One command at a time: a timeout kills every process in the container,
+    ``limits`` is a :class:`~srl_swe.runtime.sandbox.SandboxLimits` (default: 2 GiB memory and disk, 1 CPU,
+    512 processes, no network, the image's own USER); ``memory`` (a Docker size, "2g"), ``cpus``,
+    ``pids_limit``, ``network``, ``disk`` (the most bytes commands may add to the container's filesystem;
+    None: no limit), ``disk_mode`` and ``user`` override single fields of it. ``max_output`` is the bytes
+    kept per command (head and tail). One command at a time: a timeout kills every process in the container,
     including background processes started by earlier commands."""
 
     name = "docker"
 
-    def __init__(self, image: str, *, memory: str = "2g", cpus: float = 1.0, pids_limit: int = 512,
-                 network: bool | str = False, timeout: float = DEFAULT_TIMEOUT, env: dict[str, str] | None = None,
-                 client=None, max_output: int = DEFAULT_MAX_OUTPUT, disk: str | int | None = "2g",
-                 disk_mode: str = "auto", user: str | None = None, max_file_bytes: int = MAX_FILE_BYTES):
+    def __init__(self, image: str, *, limits: SandboxLimits | None = None, memory: str | None = None,
+                 cpus: float | None = None, pids_limit: int | None = None, network: bool | str | None = None,
+                 disk: str | int | None = _UNSET, disk_mode: str | None = None, user: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, env: dict[str, str] | None = None, client=None,
+                 max_output: int = DEFAULT_MAX_OUTPUT, max_file_bytes: int = MAX_FILE_BYTES):
         import docker.errors
 
-        self.limits = SandboxLimits(memory=memory, cpus=cpus, pids=pids_limit, disk=disk, network=network,
-                                    disk_mode=disk_mode, user=user)
+        # ``limits`` (default: SandboxLimits()) with any single limit given by keyword laid over it.
+        given = {"memory": memory, "cpus": cpus, "pids": pids_limit, "network": network, "disk_mode": disk_mode,
+                 "user": user}
+        overrides = {k: v for k, v in given.items() if v is not None}
+        if disk is not _UNSET:
+            overrides["disk"] = disk  # None is a value here: no disk limit
+        self.limits = dataclasses.replace(limits or SandboxLimits(), **overrides)
         self.client = client or docker_client()
-        self.image, self.timeout, self.max_output, self.pids_limit = image, timeout, max_output, pids_limit
+        self.image, self.timeout, self.max_output, self.pids_limit = image, timeout, max_output, self.limits.pids
         self.max_file_bytes = max_file_bytes
         self.container_name = f"srl-swe-{uuid.uuid4().hex[:12]}"
         self.restarts = 0

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 _QUOTA_DRIVERS = {"btrfs": "image+layer", "overlay2": "layer"}
 _SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_QUOTA_CACHE: dict[str, str | None] = {}  # daemon id -> quota kind, or None once the daemon refused one
+_QUOTA_CACHE: dict[str, str | None] = {}  # daemon address -> quota kind, or None: no quota that works
 
 
 def parse_size(value: str | int | None) -> int | None:
@@ -89,10 +89,19 @@ class SandboxLimits:
         return cls(**json.loads(text))
 
 
-def image_user(client, image: str) -> str | None:
-    """The image's ``USER`` when it names someone other than root, else None."""
-    user = (client.images.get(image).attrs.get("Config") or {}).get("User") or ""
+def _image_attrs(client, image: str) -> dict:
+    return client.images.get(image).attrs
+
+
+def image_user(attrs: dict) -> str | None:
+    """The image's ``USER`` (from its ``attrs``) when it names someone other than root, else None."""
+    user = (attrs.get("Config") or {}).get("User") or ""
     return None if user.split(":")[0] in ("", "root", "0") else user
+
+
+def _daemon_key(client) -> str:
+    # The daemon's address: known without a round trip, so a cached verdict costs nothing per container.
+    return str(getattr(client.api, "base_url", "")) or str(id(client))
 
 
 def quota_kind(client, image: str | None = None) -> str | None:
@@ -100,49 +109,47 @@ def quota_kind(client, image: str | None = None) -> str | None:
     has none that works. A driver that takes the option is not trusted on its word: btrfs accepts ``size``
     and ignores it when qgroups were enabled after the data existed, so the first call on a daemon writes
     past a 1 MiB quota in a throwaway container from ``image`` and looks for the write error. The verdict is
-    cached per daemon, in this process and in ``$SRL_SWE_CACHE/quota/`` (delete it after changing the
-    daemon's storage)."""
+    cached per daemon, in this process (by address) and in ``$SRL_SWE_CACHE/quota/`` (by daemon id; delete it
+    after changing the daemon's storage)."""
+    address = _daemon_key(client)
+    if address in _QUOTA_CACHE:
+        return _QUOTA_CACHE[address]
     info = client.info()
-    key = info.get("ID") or info.get("Name") or "?"
-    if key in _QUOTA_CACHE:
-        return _QUOTA_CACHE[key]
     driver = info.get("Driver", "")
     backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
     kind = _QUOTA_DRIVERS.get(driver)
     if driver == "overlay2" and backing != "xfs":
         kind = None  # overlay2 quotas need xfs with pquota; on ext4 the daemon refuses the option
     if kind is None:
-        _QUOTA_CACHE[key] = None
+        _QUOTA_CACHE[address] = None
         return None
     from srl_swe.runtime.images import lock_dir
 
-    cached = lock_dir().parent / "quota" / f"{''.join(c for c in key if c.isalnum() or c in '-_:')[:80]}.json"
+    daemon_id = "".join(c for c in (info.get("ID") or info.get("Name") or "unknown") if c.isalnum() or c in "-_:")
+    cached = lock_dir().parent / "quota" / f"{daemon_id[:80]}.json"
     with contextlib.suppress(OSError, ValueError, KeyError):
         record = json.loads(cached.read_text())
         if record["driver"] == driver:
-            _QUOTA_CACHE[key] = record["kind"]
+            _QUOTA_CACHE[address] = record["kind"]
             return record["kind"]
     if image is None:
         return kind  # nothing to probe with: what the driver claims (create_sandbox always passes an image)
     works = _probe_quota(client, image, kind)
-    _QUOTA_CACHE[key] = kind if works else None
+    _QUOTA_CACHE[address] = kind if works else None
     if not works:
         log.warning("the Docker daemon's %s driver accepts a storage quota but does not enforce it; sandboxes "
                     "use the disk monitor (for btrfs: `btrfs quota enable` on the data root)", driver)
     with contextlib.suppress(OSError):
         cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps({"driver": driver, "kind": _QUOTA_CACHE[key]}))
-    return _QUOTA_CACHE[key]
+        cached.write_text(json.dumps({"driver": driver, "kind": _QUOTA_CACHE[address]}))
+    return _QUOTA_CACHE[address]
 
 
-def quota_size(client, image: str, kind: str, disk: int) -> int:
-    """The ``size`` storage option that lets a container of ``image`` add about ``disk`` bytes. btrfs counts
-    the image's blocks too, a few percent more than the image's size (metadata), hence a slack on top:
-    writes may pass ``disk`` by up to :func:`quota_slack` bytes, never by more."""
-    if kind != "image+layer":
-        return disk
-    image_size = int(client.images.get(image).attrs.get("Size") or 0)
-    return disk + image_size + quota_slack(image_size)
+def quota_size(image_size: int, kind: str, disk: int) -> int:
+    """The ``size`` storage option that lets a container of an image of ``image_size`` bytes add about
+    ``disk`` bytes. btrfs counts the image's blocks too, a few percent more than the image's size
+    (metadata), hence a slack on top: writes may pass ``disk`` by up to :func:`quota_slack`, never more."""
+    return disk + image_size + quota_slack(image_size) if kind == "image+layer" else disk
 
 
 def quota_slack(image_size: int) -> int:
@@ -155,7 +162,7 @@ def _probe_quota(client, image: str, kind: str) -> bool:
 
     from srl_swe.runtime.images import LABEL, OWNER_LABEL, owner_label
 
-    size = quota_size(client, image, kind, 1 << 20)
+    size = quota_size(int(_image_attrs(client, image).get("Size") or 0), kind, 1 << 20)
     too_much = size + (32 << 20)  # more than the whole quota, image included: must fail whatever the driver counts
     container = None
     try:
@@ -195,7 +202,8 @@ def create_sandbox(client, image: str, limits: SandboxLimits, **create: Any) -> 
                 "pid_mode", "ipc_mode"):
         if create.pop(key, None):
             log.info("sandbox for %s: dropped the caller's %s", image, key)
-    user = limits.user or image_user(client, image) or create.pop("user", None) or "root"
+    attrs = _image_attrs(client, image)  # once: its USER and its size
+    user = limits.user or image_user(attrs) or create.pop("user", None) or "root"
     create.pop("user", None)
     kwargs = dict(create, user=user, cap_drop=["ALL"], security_opt=["no-new-privileges:true"],
                   network_mode=_network_mode(client, limits.network), mem_limit=limits.memory,
@@ -205,14 +213,14 @@ def create_sandbox(client, image: str, limits: SandboxLimits, **create: Any) -> 
         return client.containers.create(image, **kwargs), None
     kind = quota_kind(client, image) if limits.disk_mode != "monitor" else None
     if kind is not None:
-        size = quota_size(client, image, kind, disk)
+        size = quota_size(int(attrs.get("Size") or 0), kind, disk)
         try:
             return client.containers.create(image, storage_opt={"size": str(size)}, **kwargs), "quota"
         except docker.errors.APIError as exc:
             if "storage" not in str(exc).lower() and "quota" not in str(exc).lower():
                 raise
             log.warning("the Docker daemon refused a storage quota (%s); using the disk monitor", exc)
-            _QUOTA_CACHE[client.info().get("ID") or "?"] = None
+            _QUOTA_CACHE[_daemon_key(client)] = None
     if limits.disk_mode == "quota":
         raise docker.errors.InvalidArgument(
             "disk_mode='quota' but this Docker daemon's storage driver cannot enforce a size quota (it needs "

@@ -239,9 +239,7 @@ def grade_in_runtime(instance, patch: str | None, runtime: str = "local", *, tim
     if not (patch or "").strip():
         return InstanceResult(iid, "empty_patch")
     if runtime == "docker":  # the same room to run tests in as the harness's sandboxed containers
-        lim = GRADING_LIMITS
-        runtime_kwargs = {"memory": lim.memory, "cpus": lim.cpus, "pids_limit": lim.pids, "disk": lim.disk,
-                          **runtime_kwargs}
+        runtime_kwargs = {"limits": GRADING_LIMITS, **runtime_kwargs}
     try:
         test_spec = make_test_spec(harness_record(instance))
     except SRLError as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from srl_swe.errors import TrajectoryFormatError
-from srl_swe.schema import MAX_JSON_DEPTH, json_too_deep
+from srl_swe.schema import MAX_JSON_DEPTH, JSONTooDeepError, load_json
 
 MAX_FILE_BYTES = 1 << 30  # 1 GiB: far above any trajectory file we know of (the largest shared one is 2 MB)
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
@@ -71,23 +71,20 @@ def read_text(path: Path) -> str:
 
 
 def loads(text: str, source: str, record: str | int | None = None) -> Any:
+    # The depth check (srl_swe.schema.load_json) is made here once for every loader: what they do with a value
+    # (str() of an id, json.dumps of a tool argument) recurses, and would raise RecursionError on a value that
+    # json.loads accepted.
     try:
-        value = json.loads(text)
+        return load_json(text)
+    except JSONTooDeepError:
+        raise TrajectoryFormatError(source, "valid JSON", record,
+                                    got=f"nesting deeper than {MAX_JSON_DEPTH} levels") from None
     except json.JSONDecodeError as e:
         raise TrajectoryFormatError(
             source, "valid JSON", record, got=f"{e.msg} at line {e.lineno} column {e.colno}"
         ) from None
-    except RecursionError:
-        value = None  # deeper than the interpreter's recursion limit: refused as below
     except ValueError as e:  # not a JSONDecodeError: e.g. an integer longer than Python's 4300-digit limit
         raise TrajectoryFormatError(source, "valid JSON", record, got=str(e)[:120]) from None
-    else:
-        # Checked here once for every loader: what they do with a value (str() of an id, json.dumps of a tool
-        # argument) recurses, and would raise RecursionError on a value json.loads accepted. A document with
-        # fewer brackets than the limit cannot be that deep: no walk (most JSONL lines).
-        if text.count("[") + text.count("{") <= MAX_JSON_DEPTH or not json_too_deep(value):
-            return value
-    raise TrajectoryFormatError(source, "valid JSON", record, got=f"nesting deeper than {MAX_JSON_DEPTH} levels")
 
 
 def read_json(path: Path) -> Any:
