@@ -26,8 +26,10 @@ demo: install
 	$(BIN)/srl-swe env run --policy noisy --out runs/demo/noisy.jsonl --quiet
 	$(BIN)/srl-swe train --config configs/cpu-srl-gsm8k-smollm2.yaml output_dir=runs/demo/srl
 
+# ruff, and the layer contract of README "Layout" (import-linter; tests/test_layers.py runs it too).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # The execution/SWE-bench tests run real containers: start Docker when it is not running (needs root; without
 # a daemon those tests skip with the reason, except under CI=true where they fail).

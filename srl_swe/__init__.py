@@ -1,13 +1,40 @@
 """srl-swe: Supervised Reinforcement Learning for coder agents.
 
-Importing the package registers ``SRL-SWE-v0`` and ``SRL-Math-v0`` with Gymnasium and imports nothing
-heavy (no torch, docker or vllm), so ``import srl_swe; gym.make("SRL-SWE-v0")`` is cheap.
+Importing the package registers its Gymnasium environments (``SRL-SWE-v0``, ``SRL-Math-v0`` and
+``SRL-SWE-Exec-v0``; the ids are ``ENV_IDS`` and ``EXEC_ENV_IDS``) and imports nothing heavy (no torch, docker
+or vllm), so ``import srl_swe; gym.make("SRL-SWE-v0")`` is cheap. ``__version__`` is read from the installed
+package's metadata (pyproject.toml is the one place it is written) when first asked for.
 """
 
-from srl_swe.envs.registration import ENV_IDS, register_envs
+from __future__ import annotations
 
-__version__ = "0.1.0"
+from srl_swe.envs.registration import ENV_IDS, EXEC_ENV_IDS, register_envs
 
 register_envs()
 
-__all__ = ["ENV_IDS", "__version__", "register_envs"]
+__all__ = ["ENV_IDS", "EXEC_ENV_IDS", "__version__", "register_envs"]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("srl-swe")
+    except PackageNotFoundError:  # a source checkout that was never installed: read pyproject.toml itself
+        import re
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        try:
+            found = re.search(r'(?m)^version\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8"))
+        except OSError:
+            found = None
+        return found.group(1) if found else "0+unknown"
+
+
+def __getattr__(name: str) -> str:
+    # Lazy: reading the metadata scans sys.path, which `import srl_swe` (every env make) need not pay for.
+    if name == "__version__":
+        globals()["__version__"] = v = _version()
+        return v
+    raise AttributeError(f"module 'srl_swe' has no attribute {name!r}")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from srl_swe.errors import ActionParseError
+from srl_swe.registry import Registry, UnknownComponentError
 from srl_swe.schema import MAX_JSON_DEPTH, JSONTooDeepError, ToolCall, json_too_deep, load_json
 
 # The xml tag is read by hand (XmlSyntax.find) exactly as r"<function=([^>\s]+)>(.*?)</function>" (re.S) reads
@@ -237,15 +238,18 @@ class TextSyntax(ActionSyntax):
         return [Match(start, start + len(stripped), ToolCall.text(stripped))]
 
 
-SYNTAXES: dict[str, type[ActionSyntax]] = {
-    "xml": XmlSyntax,
-    "qwen": QwenSyntax,
-    "bash": BashSyntax,
-    "text": TextSyntax,
-}
+#: The syntaxes by name. A new one is a subclass of ActionSyntax plus one line here; any other class is given
+#: by its dotted path (``syntax="my_pkg.syntaxes.MySyntax"``).
+SYNTAXES: Registry[type[ActionSyntax]] = Registry("action syntax", {
+    "xml": "srl_swe.actions.XmlSyntax",
+    "qwen": "srl_swe.actions.QwenSyntax",
+    "bash": "srl_swe.actions.BashSyntax",
+    "text": "srl_swe.actions.TextSyntax",
+})
 
-
-_INSTANCES = {name: cls() for name, cls in SYNTAXES.items()}  # syntaxes are stateless: share one each
+# Syntaxes are stateless: one shared instance each. get_syntax runs for every scored output, so a hit is one
+# dict lookup; the registry is asked only the first time a name is used.
+_INSTANCES: dict[str, ActionSyntax] = {}
 
 
 def get_syntax(name: str | ActionSyntax) -> ActionSyntax:
@@ -253,8 +257,13 @@ def get_syntax(name: str | ActionSyntax) -> ActionSyntax:
         return name
     try:
         return _INSTANCES[name]
-    except KeyError:
-        raise ValueError(f"unknown action syntax {name!r}; choose one of {sorted(SYNTAXES)}") from None
+    except (KeyError, TypeError):
+        pass
+    cls = SYNTAXES.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, ActionSyntax)):
+        raise UnknownComponentError(f"action syntax {name!r} is {cls!r}, not an ActionSyntax subclass")
+    syntax = _INSTANCES[name] = cls()
+    return syntax
 
 
 def _json_loads(text: str, what: str) -> object:

@@ -117,7 +117,7 @@ def cmd_env_check(args: argparse.Namespace) -> int:
     for env_id in EXEC_ENV_IDS:
         if not tasks.is_dir():
             print(f"{env_id:<18}{'local':<12}skipped: no tasks at {tasks} (set SRL_SWE_DATA)")
-        elif not _check(env_id, "local", tasks=tasks, runtime="local", max_steps=5):
+        elif not _check(env_id, "local", data=tasks, runtime="local", max_steps=5):
             return 1
     return 0
 
@@ -126,14 +126,14 @@ def cmd_env_run(args: argparse.Namespace) -> int:
     import gymnasium as gym
     from tqdm.auto import tqdm
 
-    from srl_swe.policies import POLICIES, NoisyReplayPolicy
+    from srl_swe.envs.policies import POLICIES
 
     kwargs = {"keep": args.keep} if args.data is None else {"data": args.data, "keep": args.keep}
     if args.window != "default":
         kwargs["window"] = _window(args.window)
     env = gym.make(args.env, **kwargs)
     base = env.unwrapped
-    policy = NoisyReplayPolicy(base, seed=args.seed) if args.policy == "noisy" else POLICIES[args.policy](base)
+    policy = POLICIES.get(args.policy)(base, seed=args.seed)
     n = min(args.episodes, len(base.trajectories)) if args.episodes else len(base.trajectories)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -180,8 +180,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_steps(args: argparse.Namespace) -> int:
-    from srl_swe.eval.generation import make_generator
     from srl_swe.eval.steps import evaluate_steps, rows_from_path
+    from srl_swe.models import make_generator
 
     rows = rows_from_path(args.data)[: args.limit] if args.limit else rows_from_path(args.data)
     generator = make_generator(args.backend, args.model, batch_size=args.batch_size)
@@ -194,15 +194,95 @@ def cmd_eval_steps(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_math(args: argparse.Namespace) -> int:
-    from srl_swe.eval.math import main_from_args
+    from srl_swe.eval.math import default_out_dir, results_table, run_math_eval
+    from srl_swe.models import make_generator
 
-    return main_from_args(args)
+    out = args.out or default_out_dir(args.model)
+    generator = make_generator(args.backend, args.model, batch_size=args.batch_size, dtype=args.dtype)
+    results = run_math_eval(generator, args.benchmarks, k=args.k, temperature=args.temperature,
+                            max_new_tokens=args.max_new_tokens, limit=args.limit, out_dir=out, seed=args.seed,
+                            data_dir=args.data_dir, model=args.model)
+    print(results_table([results]), end="")
+    print(f"wrote {out}/results.json, results.md, samples.jsonl")
+    return 0
+
+
+def _benchmark_list(value: str) -> list[str]:
+    from srl_swe.eval import math as math_eval
+
+    names = [b.strip() for b in value.split(",") if b.strip()]
+    unknown = [b for b in names if b not in math_eval.BENCHMARKS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown benchmarks {unknown}; known: {', '.join(math_eval.BENCHMARKS)}")
+    return names
+
+
+def _add_math_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``srl-swe eval math``: :func:`srl_swe.eval.math.run_math_eval`'s settings and the model's."""
+    from srl_swe.eval import math as math_eval
+    from srl_swe.models import GENERATORS, backend_option
+
+    parser.add_argument("--model", required=True, help="hub id or local path of the model")
+    parser.add_argument("--benchmarks", type=_benchmark_list, default=list(math_eval.DEFAULT_BENCHMARKS),
+                        help=f"comma-separated, from {','.join(math_eval.BENCHMARKS)} (default: all)")
+    parser.add_argument("--k", type=int, default=32, help="samples per problem for avg@k (0: greedy only)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for avg@k")
+    parser.add_argument("--max-new-tokens", type=int, default=4096)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N problems of each benchmark")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/eval/math/MODEL)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path, default=None, help="shared data folder (default: $SRL_SWE_DATA)")
+    parser.add_argument("--backend", default="transformers", type=backend_option,
+                        help=f"generation backend: {', '.join(GENERATORS.names())} or a dotted path module.Class")
+    parser.add_argument("--batch-size", type=int, default=8, help="sequences per generate call (transformers)")
+    parser.add_argument("--dtype", default="auto")
 
 
 def cmd_eval_swebench(args: argparse.Namespace) -> int:
-    from srl_swe.eval.swebench import main_from_args
+    import dataclasses
 
-    return main_from_args(args)
+    from srl_swe.eval.swebench import PREDICTIONS, SWEBenchOptions, evaluate, table
+
+    opts = SWEBenchOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SWEBenchOptions)})
+    out, summary = evaluate(opts)
+    print(table(summary), end="")
+    print(f"wrote {out}/results.json, {PREDICTIONS}")
+    return 0
+
+
+def _add_swebench_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``srl-swe eval swebench``: the fields of :class:`srl_swe.eval.swebench.SWEBenchOptions`."""
+    from srl_swe.eval.swebench import MODES
+    from srl_swe.models import GENERATORS, backend_option
+    from srl_swe.runtime import RUNTIMES
+    from srl_swe.swebench.grading import GRADERS
+
+    parser.add_argument("--model", default=None,
+                        help="model spec, or 'gold' (gold patches), or 'replay:PATH' (expert trajectories)")
+    parser.add_argument("--predictions", type=Path, default=None,
+                        help="grade this predictions JSONL instead of generating (no --model needed)")
+    parser.add_argument("--dataset", required=True,
+                        help="SWE-bench JSONL/JSON file, a local_tasks folder, or a Hugging Face dataset name")
+    parser.add_argument("--split", default="test", help="split of a Hugging Face dataset")
+    parser.add_argument("--instances", nargs="*", default=None, help="only these instance ids")
+    parser.add_argument("--mode", choices=MODES, default="agent")
+    parser.add_argument("--runtime", choices=RUNTIMES.names(), default="docker")
+    parser.add_argument("--grader", choices=GRADERS, default=None,
+                        help="default: harness with --runtime docker, runtime with --runtime local")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="default: runs/eval/swebench/MODEL")
+    parser.add_argument("--run-id", default=None, help="harness run id (default: derived from --out)")
+    parser.add_argument("--backend", default="transformers", type=backend_option,
+                        help=f"generation backend: {', '.join(GENERATORS.names())} or a dotted path module.Class")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument("--max-steps", type=int, default=50, help="agent mode: tool calls per instance")
+    parser.add_argument("--max-seconds", type=float, default=1800.0, help="agent mode: wall time per instance")
+    parser.add_argument("--syntax", default="xml", help="agent mode: action syntax (xml, qwen, bash)")
+    parser.add_argument("--timeout", type=int, default=1800, help="harness: test run timeout per instance")
+    parser.add_argument("--quiet", action="store_true")
 
 
 BENCHMARKS = ("core", "train", "learning", "swebench")
@@ -232,6 +312,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from srl_swe.actions import SYNTAXES
+    from srl_swe.envs.policies import POLICIES
+    from srl_swe.envs.registration import ENV_IDS
+    from srl_swe.models import GENERATORS, backend_option
     from srl_swe.trajectories import KEEP_CHOICES
 
     p = argparse.ArgumentParser(prog="srl-swe", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -248,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     build = data.add_parser("build", help="write step examples as a Hugging Face dataset")
     build.add_argument("src")
     build.add_argument("-o", "--out", required=True)
-    build.add_argument("--syntax", choices=["xml", "qwen", "bash"], default="xml")
+    build.add_argument("--syntax", choices=SYNTAXES.names(), default="xml")
     build.add_argument("--window", type=_window, default=None, help="'full' (default) or last k pairs")
     build.add_argument("--max-observation-chars", type=int, default=4000)
     build.add_argument("--include-thoughts", action="store_true")
@@ -260,9 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_parser("list", help="registered environment ids").set_defaults(func=cmd_env_list)
     env.add_parser("check", help="gymnasium check_env over every registered id").set_defaults(func=cmd_env_check)
     run = env.add_parser("run", help="run episodes with a scripted policy and print rewards")
-    run.add_argument("--env", default="SRL-SWE-v0")
+    run.add_argument("--env", choices=list(ENV_IDS), default="SRL-SWE-v0")
     run.add_argument("--data", default=None, help="trajectory file or folder (default: bundled)")
-    run.add_argument("--policy", choices=["replay", "noisy"], default="replay")
+    run.add_argument("--policy", choices=POLICIES.names(), default="replay")
     run.add_argument("--episodes", type=int, default=0, help="0 = every trajectory once")
     run.add_argument("--window", default="default", help="'full', a number of pairs, or the env's default")
     run.add_argument("--keep", choices=KEEP_CHOICES, default="resolved")
@@ -287,21 +371,18 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--max-new-tokens", type=int, default=256)
     st.add_argument("--limit", type=int, default=None)
     st.add_argument("--seed", type=int, default=0)
-    st.add_argument("--backend", default="transformers")
+    st.add_argument("--backend", default="transformers", type=backend_option,
+                    help=f"generation backend: {', '.join(GENERATORS.names())} or a dotted path module.Class")
     st.add_argument("--batch-size", type=int, default=8)
     st.add_argument("--out", default=None, help="folder for step_eval.json and step_samples.jsonl")
     st.add_argument("--think-optional", action="store_true",
                     help="score outputs without a <think> block as all action (not the paper's format)")
     st.set_defaults(func=cmd_eval_steps)
-    from srl_swe.eval.math import add_cli_arguments
-
     mt = ev.add_parser("math", help="math benchmarks: greedy accuracy and avg@k (math-verify)")
-    add_cli_arguments(mt)
+    _add_math_arguments(mt)
     mt.set_defaults(func=cmd_eval_math)
-    from srl_swe.eval.swebench import add_cli_arguments as add_swebench_arguments
-
     sw = ev.add_parser("swebench", help="SWE-bench: predictions (agent or oracle-file) graded by the harness")
-    add_swebench_arguments(sw)
+    _add_swebench_arguments(sw)
     sw.set_defaults(func=cmd_eval_swebench)
 
     be = sub.add_parser("bench", help="run a benchmark of benchmarks/ (results as JSON + Markdown)")

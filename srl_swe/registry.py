@@ -34,13 +34,22 @@ class UnknownComponentError(SRLError, ValueError):
 
 
 def import_path(path: str) -> Any:
-    """``"pkg.module.Name"`` or ``"pkg.module:Name"`` -> the object (a nested ``Name.attr`` works after ``:``)."""
+    """``"pkg.module.Name"`` or ``"pkg.module:Name"`` -> the object (a nested ``Name.attr`` works after ``:``).
+    ``"pkg.module"`` alone gives the module, for components that are modules (the trajectory formats)."""
     module_name, sep, attr = path.partition(":")
     if not sep:
         module_name, _, attr = path.rpartition(".")
     if not module_name or not attr:
         raise ValueError(f"{path!r} is not a dotted path (module.Name)")
     obj: Any = importlib.import_module(module_name)
+    if not sep and not hasattr(obj, attr):
+        # A package does not import its submodules: "pkg.module" may name one that is not loaded yet.
+        try:
+            return importlib.import_module(path)
+        except ModuleNotFoundError as e:
+            if e.name != path:
+                raise  # the submodule exists but an import inside it failed: that is the error to see
+        raise AttributeError(f"module {module_name!r} has no attribute {attr!r}")
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj
@@ -63,7 +72,10 @@ class Registry(Generic[T]):
         return list(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        try:
+            return name in self._entries
+        except TypeError:  # unhashable (a config value that is a list): not a name
+            return False
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
@@ -81,9 +93,12 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The component registered as ``name`` (or at the dotted path ``name``), imported on first use."""
-        hit = self._loaded.get(name)
-        if hit is not None:
-            return hit
+        try:  # the hot path (a reward looks its metric up per call): one dict lookup
+            return self._loaded[name]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: not a name at all
+            raise self.error(self._unknown(name)) from None
         path = self.path(name)
         try:
             obj = import_path(path)

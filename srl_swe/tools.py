@@ -22,11 +22,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from srl_swe.errors import SRLError
 from srl_swe.runtime.base import REPO_DIR, Runtime
 from srl_swe.schema import ToolCall
+from srl_swe.tasks.swe import SUBMIT_SENTINEL, TOOLS
 
-#: mini-swe-agent's way to submit (its agents write only bash): a command starting with this echo.
-SUBMIT_SENTINEL = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
 NO_OUTPUT = "Your command ran successfully and did not produce any output."
 # SWE-agent's templates (sweagent/agent/agents.py), worded as the models saw them in training data.
 TIMEOUT_TEMPLATE = ("The command '{command}' was cancelled because it took more than {timeout:g} seconds. "
@@ -43,13 +43,9 @@ CLIPPED = ("<response clipped><NOTE>To save on context only part of this file ha
 SNIPPET_LINES = 4
 EDITOR_COMMANDS = ("view", "create", "str_replace", "insert", "undo_edit")
 
-#: Tool name -> accepted parameters (required ones first); the system prompt lists these.
-TOOL_PARAMS: dict[str, tuple[str, ...]] = {
-    "bash": ("command",),
-    "str_replace_editor": ("command", "path", "file_text", "old_str", "new_str", "insert_line", "view_range"),
-    "submit": (),
-}
-_REQUIRED = {"bash": ("command",), "str_replace_editor": ("command", "path"), "submit": ()}
+#: Tool name -> accepted parameters (required ones first), from the one tool schema the prompts list too.
+TOOL_PARAMS: dict[str, tuple[str, ...]] = {name: tool.param_names for name, tool in TOOLS.items()}
+_REQUIRED = {name: tool.required for name, tool in TOOLS.items()}
 # Byte-compiled files appear as soon as the agent runs the code; they are never part of a fix.
 _PATCH_EXCLUDES = "':(exclude,glob)**/__pycache__/**' ':(exclude,glob)**/*.py[co]'"
 # Output is stdout and stderr merged, so a warning from `git add` must not land in the patch: it is shown only
@@ -67,8 +63,9 @@ class ToolOutput:
     patch: str | None = None
 
 
-class ToolError(Exception):
-    """A mistake in a tool call; its message is the observation (internal to this module)."""
+class ToolError(SRLError):
+    """A mistake in a tool call; its message is the observation. :meth:`ToolBox.run` turns it into one, so it
+    escapes only from the tools called directly (:meth:`ToolBox.diff`: the agent loop catches it)."""
 
 
 class ToolBox:

@@ -47,15 +47,15 @@ class Outputs:
 
 
 def local(instance):
-    from srl_swe.runtime import make_runtime
+    from srl_swe.swebench.runtimes import task_runtime
 
-    return make_runtime("local", instance)
+    return task_runtime("local", instance)
 
 
 def check_expert_run(result, expert: Trajectory) -> None:
     assert result.exit_status == "submitted" and len(result.steps) == len(expert.steps)
-    assert set(result.prediction) == {"instance_id", "model_name_or_path", "model_patch"}
-    assert result.prediction["instance_id"] == TASK
+    assert set(result.prediction.to_dict()) == {"instance_id", "model_name_or_path", "model_patch"}
+    assert result.prediction.instance_id == TASK
     assert "+        return value // base_unit" in result.patch
     assert "-        return int(value.total_seconds() / base_unit.total_seconds())" in result.patch
     # The transcript: system, task, then each raw output followed by its real observation.
@@ -83,10 +83,10 @@ def test_expert_replay_resolves_on_local_runtime(instance, expert):
 
 @pytest.mark.slow
 def test_expert_replay_resolves_on_docker_graded_by_harness(instance, expert, docker_client, tmp_path):
-    from srl_swe.runtime import make_runtime
     from srl_swe.swebench.grading import grade_with_harness
+    from srl_swe.swebench.runtimes import task_runtime
 
-    with make_runtime("docker", instance, client=docker_client) as rt:
+    with task_runtime("docker", instance, client=docker_client) as rt:
         result = run_agent(ReplayPolicy(expert), instance, rt, max_steps=20)
     check_expert_run(result, expert)
     graded = grade_with_harness([result.prediction], [instance], run_id="agent-expert", workdir=tmp_path)
@@ -96,13 +96,13 @@ def test_expert_replay_resolves_on_docker_graded_by_harness(instance, expert, do
 
 @pytest.mark.parametrize("backend", ["local", "docker"])
 def test_submitting_nothing_resolves_nothing(instance, backend, request, tmp_path):
-    from srl_swe.runtime import make_runtime
     from srl_swe.swebench.grading import grade_in_runtime, grade_with_harness
+    from srl_swe.swebench.runtimes import task_runtime
 
     kwargs = {"client": request.getfixturevalue("docker_client")} if backend == "docker" else {}
     policy = ReplayPolicy(script(ToolCall.bash("grep -n total_seconds src/marshmallow/fields.py"),
                                  ToolCall.make("submit")))
-    with make_runtime(backend, instance, **kwargs) as rt:
+    with task_runtime(backend, instance, **kwargs) as rt:
         result = run_agent(policy, instance, rt)
     assert result.exit_status == "submitted" and len(result.steps) == 2 and result.patch == ""
     assert "return int(value.total_seconds() / base_unit.total_seconds())" in result.steps[0].observation
@@ -154,7 +154,7 @@ def test_malformed_outputs_get_the_format_and_count_to_a_limit(instance):
         "Your output was not in the expected format (output must start with <think>…</think> before the action).")
     assert "<function=bash>" in result.steps[0].observation  # the format is shown
     assert result.steps[1].observation == "ok\n"  # a valid action resets the consecutive count
-    assert result.prediction["model_patch"] == ""
+    assert result.prediction.model_patch == ""
 
 
 def test_prompt_window_follows_srl_swe_v0(instance):
@@ -176,8 +176,8 @@ def test_prompt_window_follows_srl_swe_v0(instance):
 @pytest.mark.slow
 def test_model_policy_with_a_tiny_model(instance, tmp_path):
     pytest.importorskip("torch")
-    from srl_swe.eval.generation import TransformersGenerator
-    from srl_swe.train.tiny import make_tiny_qwen2
+    from srl_swe.models.generation import TransformersGenerator
+    from srl_swe.models.tiny import make_tiny_qwen2
 
     gen = TransformersGenerator.from_spec(str(make_tiny_qwen2(tmp_path / "tiny")), progress=False)
     policy = ModelPolicy(gen, max_new_tokens=24, name="tiny")
@@ -185,7 +185,8 @@ def test_model_policy_with_a_tiny_model(instance, tmp_path):
         result = run_agent(policy, instance, rt, max_steps=3, max_format_errors=5)
         again = run_agent(policy, instance, rt, max_steps=50, max_tokens=30, max_format_errors=50)
     assert result.exit_status in EXIT_STATUSES and 1 <= len(result.steps) <= 3
-    assert result.prediction == {"instance_id": TASK, "model_name_or_path": "tiny", "model_patch": result.patch}
+    assert result.prediction.to_dict() == {"instance_id": TASK, "model_name_or_path": "tiny",
+                                           "model_patch": result.patch}
     assert isinstance(result.patch, str) and result.total_tokens == sum(
         policy.count_tokens(s.output) for s in result.steps)
     assert all(s.output == m["content"] for s, m in zip(result.steps, result.messages[2::2], strict=True))

@@ -71,7 +71,7 @@ def test_budget_stops_on_cpu_time_and_suppresses_saves():
 
 @pytest.mark.slow
 def test_end_to_end_tiny(shared_data: Path, tmp_path: Path):
-    from srl_swe.train.tiny import make_tiny_qwen2
+    from srl_swe.models.tiny import make_tiny_qwen2
 
     tiny = make_tiny_qwen2(tmp_path / "tiny")
     out = tmp_path / "results" / "learning.json"

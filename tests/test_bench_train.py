@@ -77,8 +77,8 @@ def test_rollout_counts_generated_tokens(report: dict[str, Any]):
 
 def test_counting_generator_counts_ids(tmp_path: Path):
     """Each row counts up to and including its first EOS; removing the wrapper restores the model's generate."""
-    from srl_swe.train.models import load_model_and_tokenizer
-    from srl_swe.train.tiny import make_tiny_qwen2
+    from srl_swe.models.loading import load_model_and_tokenizer
+    from srl_swe.models.tiny import make_tiny_qwen2
 
     model, tok = load_model_and_tokenizer(str(make_tiny_qwen2(tmp_path / "tiny")), dtype="float32")
     gen = load_benchmark("_rollout").CountingGenerator(model, tok, batch_size=2, force=False)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from srl_swe.runtime.docker import LABEL, OWNER_LABEL, DockerRuntime, cleanup_stale
-from srl_swe.runtime.images import ensure_base_image
+from srl_swe.runtime.docker import DockerRuntime
+from srl_swe.runtime.images import LABEL, OWNER_LABEL, cleanup_stale, ensure_base_image
 
 pytestmark = pytest.mark.slow
 

@@ -16,10 +16,10 @@ torch = pytest.importorskip("torch")
 datasets = pytest.importorskip("datasets")
 trl = pytest.importorskip("trl")
 
+from srl_swe.models.loading import load_model_and_tokenizer  # noqa: E402
+from srl_swe.models.tiny import make_tiny_qwen2  # noqa: E402
 from srl_swe.rewards import completion_text  # noqa: E402
 from srl_swe.train.grpo import SRLGRPOTrainer, group_std, merge_groups  # noqa: E402
-from srl_swe.train.models import load_model_and_tokenizer  # noqa: E402
-from srl_swe.train.tiny import make_tiny_qwen2  # noqa: E402
 
 G = 4
 

@@ -14,8 +14,8 @@ from gymnasium.utils.env_checker import check_env
 
 import srl_swe
 from srl_swe.actions import render
+from srl_swe.envs.policies import ExpertStepPolicy, NoisyExpertStepPolicy
 from srl_swe.errors import SRLError
-from srl_swe.policies import NoisyReplayPolicy, ReplayPolicy
 from srl_swe.schema import Step, Task, ToolCall, Trajectory
 from srl_swe.steps import StepConfig, build_steps
 
@@ -64,7 +64,7 @@ def test_trajectory_episode_follows_the_expert(bundled_swe: Path):
 
 def test_replay_policy_scores_one(bundled_swe: Path):
     env = gym.make("SRL-SWE-v0")
-    policy = ReplayPolicy(env.unwrapped)
+    policy = ExpertStepPolicy(env.unwrapped)
     for i in range(len(env.unwrapped.trajectories)):
         obs, info = env.reset(options={"index": i})
         done = False
@@ -75,7 +75,7 @@ def test_replay_policy_scores_one(bundled_swe: Path):
 
 def test_noisy_policy_gets_graded_rewards():
     env = gym.make("SRL-Math-v0")
-    policy = NoisyReplayPolicy(env.unwrapped, noise=0.5, seed=1)
+    policy = NoisyExpertStepPolicy(env.unwrapped, noise=0.5, seed=1)
     rewards = []
     for i in range(8):
         obs, info = env.reset(options={"index": i})

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from srl_swe.eval import generation as gen
+from srl_swe.cli import build_parser, cmd_eval_math
 from srl_swe.eval import math as ev
 from srl_swe.eval.math import BENCHMARKS, extract_boxed
+from srl_swe.models import GENERATORS, make_generator
+from srl_swe.models import generation as gen
 
 SIZES = {"amc23": 40, "aime24": 30, "aime25": 30, "minerva_math": 272, "math500": 500, "gsm8k": 1319}
 
@@ -215,29 +217,40 @@ def test_greedy_only_table_and_bad_settings(shared_data: Path, tmp_path: Path):
         gen.check_decoding(2, 0.0)
 
 
+class ScriptedBackend(OraclePolicy):
+    """A backend outside the registry, named on the command line by its dotted path."""
+
+    problems: tuple[ev.MathProblem, ...] = ()
+
+    @classmethod
+    def from_spec(cls, spec, **kwargs):
+        return cls(cls.problems)
+
+
 @pytest.mark.shared_data
 def test_cli_helpers(shared_data: Path, tmp_path: Path, monkeypatch, capsys):
     pytest.importorskip("math_verify")
+    problems = (*ev.load_benchmark("gsm8k", shared_data, 2), *ev.load_benchmark("aime25", shared_data, 2))
+    monkeypatch.setattr(ScriptedBackend, "problems", problems)
+    def parse(argv: list[str]) -> argparse.Namespace:
+        return build_parser().parse_args(["eval", "math", *argv])
 
-    class ScriptedBackend(OraclePolicy):
-        @classmethod
-        def from_spec(cls, spec, **kwargs):
-            return cls(ev.load_benchmark("gsm8k", shared_data, 2) + ev.load_benchmark("aime25", shared_data, 2))
-
-    monkeypatch.setitem(gen.GENERATORS, "scripted", ScriptedBackend)
-    parser = argparse.ArgumentParser()
-    ev.add_cli_arguments(parser)
-    defaults = parser.parse_args(["--model", "m"])
+    defaults = parse(["--model", "m"])
     assert defaults.benchmarks == list(ev.DEFAULT_BENCHMARKS) and defaults.k == 32 and defaults.temperature == 1.0
     with pytest.raises(SystemExit):
-        parser.parse_args(["--model", "m", "--benchmarks", "gsm8k,nope"])
-    args = parser.parse_args(["--model", "org/tiny", "--benchmarks", "gsm8k,aime25", "--k", "2", "--limit", "2",
-                              "--backend", "scripted", "--data-dir", str(shared_data), "--out", str(tmp_path)])
-    assert ev.main_from_args(args) == 0
+        parse(["--model", "m", "--benchmarks", "gsm8k,nope"])
+    with pytest.raises(SystemExit):
+        parse(["--model", "m", "--backend", "vlm"])  # not registered, not a dotted path
+    assert "unknown generation backend 'vlm' (did you mean 'vllm'?)" in capsys.readouterr().err
+    args = parse(["--model", "org/tiny", "--benchmarks", "gsm8k,aime25", "--k", "2", "--limit", "2",
+                  "--backend", f"{__name__}.ScriptedBackend", "--data-dir", str(shared_data), "--out", str(tmp_path)])
+    assert cmd_eval_math(args) == 0
     assert "| org/tiny | 50.0 | 25.0 | 50.0 | 50.0 | 43.8 |" in capsys.readouterr().out
     assert json.loads((tmp_path / "results.json").read_text())["model"] == "org/tiny"
     with pytest.raises(ValueError, match="unknown generation backend"):
-        gen.make_generator("nope", "m")
+        make_generator("nope", "m")
+    assert GENERATORS.names() == ["transformers", "vllm"]  # what --backend lists
+    assert GENERATORS.get("transformers") is gen.TransformersGenerator
 
 
 @pytest.mark.shared_data
@@ -245,11 +258,11 @@ def test_cli_helpers(shared_data: Path, tmp_path: Path, monkeypatch, capsys):
 def test_end_to_end_with_a_tiny_real_model(shared_data: Path, tmp_path: Path):
     pytest.importorskip("torch")
     pytest.importorskip("math_verify")
-    tiny = pytest.importorskip("srl_swe.train.tiny", reason="srl_swe.train.tiny (make_tiny_qwen2) not written yet")
+    tiny = pytest.importorskip("srl_swe.models.tiny", reason="srl_swe.models.tiny (make_tiny_qwen2) not written yet")
     problems = ev.load_benchmark("gsm8k", shared_data, 3)
     # A tokenizer trained on these few texts only: the default corpus takes seconds and adds nothing here.
     path = tiny.make_tiny_qwen2(tmp_path / "model", texts=[ev.SYSTEM_PROMPT, *(p.problem for p in problems)])
-    generator = gen.TransformersGenerator.from_spec(str(path), batch_size=4, progress=False)  # via train.models
+    generator = gen.TransformersGenerator.from_spec(str(path), batch_size=4, progress=False)  # via models.loading
     assert isinstance(generator, gen.Generator)
     prompts = [ev.build_messages(p.problem) for p in problems[:2]]
     first = generator.generate(prompts, n=3, temperature=1.0, max_new_tokens=8, seed=0)

@@ -146,7 +146,7 @@ def test_exactly_one_of_model_or_predictions(local_tasks: Path, capsys):
 
 @pytest.mark.slow
 def test_oracle_file_mode_with_a_real_tiny_model(local_tasks: Path, tmp_path: Path):
-    from srl_swe.train.tiny import make_tiny_qwen2
+    from srl_swe.models.tiny import make_tiny_qwen2
 
     model = make_tiny_qwen2(tmp_path / "tiny")
     out = tmp_path / "oracle"

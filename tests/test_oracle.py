@@ -136,18 +136,18 @@ def test_prompt_holds_the_issue_and_every_oracle_file(instances, sources):
 def test_prediction_records_from_answers(instances, sources):
     inst = instances[TASKS[0]]
     files = oracle.read_oracle_files(inst, _reader(sources[TASKS[0]]))
-    good = oracle.prediction_from_output(inst, files, oracle.expert_answer(inst, files), "m")
+    good = oracle.prediction_from_output(inst, files, oracle.expert_answer(inst, files), "m").to_dict()
     assert good["error"] is None and good["n_edits"] == 1 and good["model_name_or_path"] == "m"
     assert "+            or getattr(self.root.opts, self.SCHEMA_OPTS_VAR_NAME)\n" in good["model_patch"]
     wrong = "### src/marshmallow/fields.py\n<<<<<<< SEARCH\nno such line\n=======\nx\n>>>>>>> REPLACE\n"
-    bad = oracle.prediction_from_output(inst, files, wrong, "m")
+    bad = oracle.prediction_from_output(inst, files, wrong, "m").to_dict()
     assert bad["model_patch"] == "" and bad["error"].startswith("EditError: src/marshmallow/fields.py")
     assert "'no such line'" in bad["error"]
     noop = "### src/marshmallow/fields.py\n<<<<<<< SEARCH\nimport copy\n=======\nimport copy\n>>>>>>> REPLACE\n"
-    assert oracle.prediction_from_output(inst, files, noop, "m")["error"] == "the edits change nothing"
-    assert oracle.prediction_from_output(inst, files, "I give up.", "m")["error"] == \
+    assert oracle.prediction_from_output(inst, files, noop, "m").error == "the edits change nothing"
+    assert oracle.prediction_from_output(inst, files, "I give up.", "m").error == \
         "no SEARCH/REPLACE edits in the output"
-    cut = oracle.prediction_from_output(inst, files, "<think>so the bug", "m")
+    cut = oracle.prediction_from_output(inst, files, "<think>so the bug", "m").to_dict()
     assert cut["model_patch"] == "" and cut["error"].startswith("ActionParseError")
 
 
@@ -155,20 +155,21 @@ def test_prediction_records_from_answers(instances, sources):
 @pytest.mark.shared_data
 def test_oracle_predict_with_a_real_tiny_model(instances, sources, tmp_path):
     pytest.importorskip("torch")
-    from srl_swe.eval.generation import TransformersGenerator
-    from srl_swe.train.tiny import make_tiny_qwen2
+    from srl_swe.models.generation import TransformersGenerator
+    from srl_swe.models.tiny import make_tiny_qwen2
 
     inst, read = instances[TASKS[0]], _reader(sources[TASKS[0]])
     prompt = oracle.build_prompt(inst, oracle.read_oracle_files(inst, read))
     model = make_tiny_qwen2(tmp_path / "tiny", texts=[m["content"] for m in prompt])
     generator = TransformersGenerator.from_spec(str(model), batch_size=1, progress=False)
-    rec = oracle.oracle_predict(inst, generator, read_file=read, max_new_tokens=16)
+    rec = oracle.oracle_predict(inst, generator, read_file=read, max_new_tokens=16).to_dict()
     assert rec["instance_id"] == inst.instance_id and rec["model_name_or_path"] == str(model)
     assert rec["files"] == ["src/marshmallow/fields.py"] and rec["mode"] == "oracle-file"
     assert isinstance(rec["raw_output"], str) and isinstance(rec["model_patch"], str)
     # Random weights write no valid edit: the failure is recorded, not raised.
     assert rec["model_patch"] == "" and rec["error"]
-    assert rec == oracle.oracle_predict(inst, generator, read_file=read, max_new_tokens=16)  # greedy: repeatable
+    again = oracle.oracle_predict(inst, generator, read_file=read, max_new_tokens=16).to_dict()
+    assert rec == again  # greedy: repeatable
 
 
 # --- parsing ----------------------------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ import time
 import pytest
 
 from srl_swe.runtime import make_runtime
-from srl_swe.runtime.base import DockerUnavailableError, Runtime, RuntimeError_
-from srl_swe.runtime.docker import LABEL, OWNER_LABEL, DockerRuntime, cleanup_stale
+from srl_swe.runtime.base import DockerUnavailableError, Runtime, SandboxError
+from srl_swe.runtime.docker import DockerRuntime
+from srl_swe.runtime.images import LABEL, OWNER_LABEL, cleanup_stale, ensure_base_image
 from srl_swe.runtime.images import docker_client as connect
-from srl_swe.runtime.images import ensure_base_image
+from srl_swe.swebench.runtimes import task_runtime
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +48,8 @@ def test_protocol_factory_limits_and_labels(image, docker_client):
         assert host["NanoCpus"] == 500_000_000 and host["PidsLimit"] == 64
         assert attrs["Config"]["Labels"][LABEL] == "1"
         assert attrs["Config"]["Labels"][OWNER_LABEL].endswith(f":{os.getpid()}")
-    with pytest.raises(RuntimeError_, match="image= or a SWE-bench instance"):
-        make_runtime("docker", client=docker_client)
+    with pytest.raises(SandboxError, match="image= or a SWE-bench instance"):
+        task_runtime("docker", client=docker_client)
 
 
 def test_execute_output_exit_codes_cwd_env(image, docker_client):
@@ -122,7 +123,7 @@ def test_close_removes_container_and_is_idempotent(image, docker_client):
     rt.close()
     rt.close()
     assert not _exists(docker_client, rt.container_name)
-    with pytest.raises(RuntimeError_, match="closed"):
+    with pytest.raises(SandboxError, match="closed"):
         rt.execute("true")
 
 
@@ -143,7 +144,7 @@ def test_restart_keeps_files(rt: DockerRuntime):
 
 
 def test_missing_image_is_a_clear_error(docker_client):
-    with pytest.raises(RuntimeError_, match="not found locally; build it first"):
+    with pytest.raises(SandboxError, match="not found locally; build it first"):
         DockerRuntime("srl-swe/does-not-exist:never", client=docker_client)
     leftovers = docker_client.containers.list(all=True, filters={"ancestor": "srl-swe/does-not-exist:never"})
     assert leftovers == []

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from srl_swe.runtime import RUNTIMES, OutputBuffer, UnknownRuntimeError, make_runtime
-from srl_swe.runtime.base import REPO_DIR, Runtime, RuntimeError_
+from srl_swe.runtime import RUNTIMES, UnknownRuntimeError, make_runtime
+from srl_swe.runtime.base import REPO_DIR, Runtime, SandboxError
 from srl_swe.runtime.local import LocalRuntime
+from srl_swe.runtime.output import OutputBuffer
+from srl_swe.swebench.runtimes import task_runtime
 
 
 @pytest.fixture
@@ -44,8 +46,8 @@ def test_protocol_and_factory(repo: Path):
     assert set(RUNTIMES) == {"docker", "local"}
     with pytest.raises(UnknownRuntimeError, match="docker, local"):
         make_runtime("podman")
-    with pytest.raises(RuntimeError_, match="repo_dir= or a SWE-bench instance"):
-        make_runtime("local")
+    with pytest.raises(SandboxError, match="repo_dir= or a SWE-bench instance"):
+        task_runtime("local")
 
 
 def test_execute_output_exit_code_and_testbed_mapping(rt: LocalRuntime, repo: Path):
@@ -128,7 +130,7 @@ def test_close_removes_copy_and_is_idempotent(repo: Path):
     runtime.close()
     runtime.close()
     assert not root.exists()
-    with pytest.raises(RuntimeError_, match="closed"):
+    with pytest.raises(SandboxError, match="closed"):
         runtime.execute("true")
 
 
@@ -185,7 +187,7 @@ def test_copy_of_a_sigkilled_process_is_swept(repo: Path, tmp_path: Path, monkey
 
 
 def test_missing_repo_is_a_clear_error(tmp_path: Path):
-    with pytest.raises(RuntimeError_, match="does not exist"):
+    with pytest.raises(SandboxError, match="does not exist"):
         LocalRuntime(tmp_path / "nowhere")
 
 

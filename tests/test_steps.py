@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from srl_swe.actions import render
-from srl_swe.steps import PromptBuilder, StepConfig, build_steps, render_chatml, truncate
+from srl_swe.steps import PromptBuilder, StepConfig, build_steps, render_chatml
+from srl_swe.tasks import truncate
 from srl_swe.trajectories import load_trajectories
 
 

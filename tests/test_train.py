@@ -16,9 +16,9 @@ import pytest
 
 pytest.importorskip("trl")
 
+from srl_swe.models.tiny import make_tiny_qwen2
 from srl_swe.train.config import load_config
 from srl_swe.train.run import COMPLETE, best_checkpoint, complete_checkpoints, drop_incomplete, train
-from srl_swe.train.tiny import make_tiny_qwen2
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CFG = REPO / "configs" / "cpu-tiny-test.yaml"
@@ -149,8 +149,8 @@ def test_resume_at_the_last_step_trains_nothing(tiny: Path, tmp_path: Path, caps
 
 @pytest.mark.slow
 def test_eval_steps_and_plot(tiny: Path, tmp_path: Path, bundled_math: Path):
-    from srl_swe.eval.generation import TransformersGenerator
     from srl_swe.eval.steps import evaluate_steps, rows_from_path
+    from srl_swe.models.generation import TransformersGenerator
     from srl_swe.train.plot import plot_run
 
     rows = rows_from_path(bundled_math)[:3]

@@ -97,7 +97,7 @@ def test_bad_runtime_fails_before_any_model_loads(shared_data):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     pytest.importorskip("trl")
-    from srl_swe.train.tiny import make_tiny_qwen2
+    from srl_swe.models.tiny import make_tiny_qwen2
 
     return make_tiny_qwen2(tmp_path_factory.mktemp("tiny"))
 
@@ -106,7 +106,7 @@ def test_tool_calling_tokenizer(tiny):
     from tokenizers import Tokenizer, models
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    from srl_swe.train.exec_env import tool_calling_tokenizer
+    from srl_swe.models.templates import tool_calling_tokenizer
 
     # ChatML without tools (the tiny model, SmolLM2): Qwen2.5's tool template, and TRL parses its calls.
     tok = tool_calling_tokenizer(AutoTokenizer.from_pretrained(tiny))
@@ -146,9 +146,10 @@ def fixer(tiny, shared_data, tmp_path_factory) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from srl_swe.actions import render
+    from srl_swe.models.templates import tool_calling_tokenizer
     from srl_swe.schema import ToolCall
     from srl_swe.swebench.datasets import load_instances
-    from srl_swe.train.exec_env import exec_environment_factory, exec_rows, tool_calling_tokenizer
+    from srl_swe.train.exec_env import exec_environment_factory, exec_rows
 
     tok = tool_calling_tokenizer(AutoTokenizer.from_pretrained(tiny))
     model = AutoModelForCausalLM.from_pretrained(tiny)
@@ -209,10 +210,11 @@ def test_dynamic_sampling_filters_on_the_environment_reward(shared_data, tiny, t
     from datasets import Dataset
     from trl import GRPOConfig
 
+    from srl_swe.models.loading import load_model_and_tokenizer
+    from srl_swe.models.templates import tool_calling_tokenizer
     from srl_swe.train.data import swe_split
-    from srl_swe.train.exec_env import exec_rows, tool_calling_tokenizer
+    from srl_swe.train.exec_env import exec_rows
     from srl_swe.train.grpo import SRLGRPOTrainer, group_std
-    from srl_swe.train.models import load_model_and_tokenizer
     from srl_swe.train.run import _exec_environment_factory
 
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")

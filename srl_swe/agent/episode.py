@@ -15,27 +15,20 @@ from typing import Any
 
 from srl_swe.actions import get_syntax, parse_output
 from srl_swe.errors import ActionParseError
-from srl_swe.runtime.base import REPO_DIR, Runtime, RuntimeError_
+from srl_swe.runtime.base import REPO_DIR, Runtime, SandboxError
 from srl_swe.schema import ToolCall
-from srl_swe.steps import DEFAULT_WINDOW, render_chatml, swe_system_prompt, truncate
-from srl_swe.tools import SUBMIT_SENTINEL, TOOL_PARAMS, ToolBox, ToolError
+from srl_swe.steps import render_chatml
+from srl_swe.swebench.prediction import Prediction, make_prediction
+from srl_swe.tasks import truncate
+from srl_swe.tasks.swe import SWE
+from srl_swe.tools import ToolBox, ToolError
 
 #: Why an episode ended. Only "submitted" means the agent chose to stop; on the others the current diff is
 #: submitted for it (SWE-agent's autosubmission), so every episode yields a prediction.
 EXIT_STATUSES = ("submitted", "max_steps", "max_tokens", "timeout", "format_error_limit", "runtime_error")
-TASK_TEMPLATE = ("Solve this issue in the repository:\n\n<issue>\n{problem}\n</issue>\n\n"
-                 "The repository is checked out at " + REPO_DIR + ".")
 FORMAT_ERROR = ("Your output was not in the expected format ({reason}). Every reply must be your reasoning "
                 "inside <think>...</think> followed by exactly one action and nothing else, for example:\n"
                 "<think>\nI will list the files of the repository.\n</think>\n{example}")
-
-
-def system_prompt(syntax: str) -> str:
-    """SRL-SWE-v0's system prompt for the tools this runtime offers (the bash syntax has only bash)."""
-    if syntax == "bash":
-        return (swe_system_prompt({"bash": ("command",)}, "bash")
-                + f"\nWhen you are done, submit your changes with the command `echo {SUBMIT_SENTINEL}`.")
-    return swe_system_prompt(TOOL_PARAMS, syntax)
 
 
 def check_options(syntax: str, max_steps: int, window: int | None, max_format_errors: int) -> None:
@@ -62,10 +55,10 @@ class ExecStep:
 
 @dataclass
 class AgentResult:
-    """``prediction`` is the SWE-bench prediction ``{instance_id, model_name_or_path, model_patch}``;
-    ``messages`` the full chat transcript (raw outputs, untruncated observations)."""
+    """``prediction`` is the SWE-bench prediction (:class:`~srl_swe.swebench.prediction.Prediction`: grade it
+    with the harness); ``messages`` the full chat transcript (raw outputs, untruncated observations)."""
 
-    prediction: dict[str, str]
+    prediction: Prediction
     messages: list[dict[str, str]]
     steps: tuple[ExecStep, ...]
     exit_status: str
@@ -75,11 +68,11 @@ class AgentResult:
 
     @property
     def instance_id(self) -> str:
-        return self.prediction["instance_id"]
+        return self.prediction.instance_id
 
     @property
     def patch(self) -> str:
-        return self.prediction["model_patch"]
+        return self.prediction.model_patch
 
     def to_chat_record(self, **extra: Any) -> dict[str, Any]:
         """The episode as a SWE-smith XML chat record (what :func:`srl_swe.trajectories.load_trajectories`
@@ -107,7 +100,7 @@ class Episode:
     max_seconds: float | None = None
     max_format_errors: int = 3
     command_timeout: float | None = None
-    window: int | None = DEFAULT_WINDOW["swe"]
+    window: int | None = SWE.default_window
     max_observation_chars: int = 4000
     include_thoughts: bool = False
     require_think: bool = True
@@ -122,8 +115,8 @@ class Episode:
     def __post_init__(self) -> None:
         check_options(self.syntax, self.max_steps, self.window, self.max_format_errors)
         self.toolbox = ToolBox(self.runtime, timeout=self.command_timeout)
-        self.system = system_prompt(self.syntax)
-        self.task = TASK_TEMPLATE.format(problem=self.problem_statement)
+        self.system = SWE.agent_system_prompt(self.syntax)
+        self.task = SWE.task_message(self.problem_statement, repo=REPO_DIR)
         self._turns: list[tuple[str, str]] = []  # (assistant turn as the prompt shows it, observation)
         self.started = time.monotonic()
 
@@ -138,13 +131,11 @@ class Episode:
     # -- prompts -----------------------------------------------------------------------------------
     def prompt(self) -> list[dict[str, str]]:
         """What the policy sees now: system, task (with a note when history is cut), the last turns."""
-        k = len(self._turns)
-        first = 0 if self.window is None else max(0, k - self.window)
-        note = f"\n\n[{first} earlier actions and their outputs are omitted]" if first else ""
-        out = [{"role": "system", "content": self.system}, {"role": "user", "content": self.task + note}]
+        first = SWE.first_shown(len(self._turns), self.window)
+        task = SWE.task_message(self.problem_statement, omitted=first, repo=REPO_DIR)
+        out = [{"role": "system", "content": self.system}, {"role": "user", "content": task}]
         for action, obs in self._turns[first:]:
-            out.append({"role": "assistant", "content": action})
-            out.append({"role": "user", "content": "OBSERVATION:\n" + truncate(obs, self.max_observation_chars)})
+            out.extend({"role": r, "content": c} for r, c in SWE.turn(action, obs, self.max_observation_chars))
         return out
 
     def prompt_text(self) -> str:
@@ -176,7 +167,7 @@ class Episode:
             self.format_errors = 0
             try:
                 result = self.toolbox.run(parsed.action)
-            except RuntimeError_ as e:  # the sandbox itself failed: nothing more can run in it
+            except SandboxError as e:  # the sandbox itself failed: nothing more can run in it
                 obs = f"The sandbox failed: {e}"
                 record = ExecStep(output, parsed.action, parsed.thought, obs, time.monotonic() - start)
                 self.steps.append(record)
@@ -214,14 +205,13 @@ class Episode:
         self.exit_status, self.error = status, error
         try:
             self.patch = self.toolbox.diff()
-        except (ToolError, RuntimeError_) as e:
+        except (ToolError, SandboxError) as e:
             self.patch = ""
             self.error = self.error or f"could not collect the diff: {e}"
 
     def result(self, count_tokens: bool = True) -> AgentResult:
         if not self.done:
             raise RuntimeError("the episode is still running")
-        prediction = {"instance_id": self.instance_id, "model_name_or_path": self.model_name,
-                      "model_patch": self.patch or ""}
+        prediction = make_prediction(self.instance_id, self.patch, self.model_name)
         return AgentResult(prediction, self.transcript(), tuple(self.steps), self.exit_status or "",
                            self.total_tokens if count_tokens else None, self.elapsed, self.error)

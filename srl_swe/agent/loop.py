@@ -1,7 +1,7 @@
 """The agent loop: a policy acts in a runtime until it submits or a limit is hit.
 
     result = run_agent(ModelPolicy(generator), instance, runtime, max_steps=50)
-    result.prediction   # {"instance_id", "model_name_or_path", "model_patch"}: grade it with the harness
+    result.prediction   # a srl_swe.swebench.prediction.Prediction: grade it with the harness
 
 Limits: ``max_steps`` actions, ``max_tokens`` generated tokens (needs a policy with ``count_tokens``),
 ``max_seconds`` of wall time (checked between steps; each command also has its own timeout), and

@@ -1,4 +1,4 @@
-"""Policies for the agent loop: a model (any :class:`~srl_swe.eval.generation.Generator`) or a replay.
+"""Policies for the agent loop: a model (any :class:`~srl_swe.models.generation.Generator`) or a replay.
 
 A policy maps the current chat prompt to the model's full output text (``<think>…</think>`` then one
 action). Policies with a ``reset()`` are reset by the loop at the start of each episode; a policy with
@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from srl_swe.actions import render
 from srl_swe.schema import ToolCall, Trajectory
+from srl_swe.tasks.swe import SUBMIT_SENTINEL
 
 FINAL_THOUGHT = "All planned actions are done, so I submit the changes."
 
@@ -74,8 +75,6 @@ class ReplayPolicy:
         else:
             thought, call = FINAL_THOUGHT, ToolCall("submit")
             if self.syntax == "bash":
-                from srl_swe.tools import SUBMIT_SENTINEL
-
                 call = ToolCall.bash(f"echo {SUBMIT_SENTINEL}")
         self.position += 1
         return f"<think>\n{thought}\n</think>\n{render(call, self.syntax)}"

@@ -33,9 +33,7 @@ Entry = tuple[str, tuple[dict[str, str], ...], str]  # prompt text, message dict
 class StepImitationEnv(gym.Env[dict, str]):
     # render_fps is required by the checker; text rendering has no natural rate, 4 is a readable default.
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
-    kind = "swe"
-    default_syntax = "xml"
-    default_window: int | None = None
+    kind = "swe"  # a name in srl_swe.tasks.TASKS
 
     def __init__(
         self,
@@ -61,12 +59,8 @@ class StepImitationEnv(gym.Env[dict, str]):
             raise ValueError(f"keep={keep!r}: choose one of {KEEP_CHOICES}")
         get_metric(metric)
         self.trajectories = self._load(data, keep)
-        cfg = StepConfig(
-            syntax="text" if self.kind == "math" else (syntax or self.default_syntax),
-            window=self.default_window if window == "default" else window,
-            max_observation_chars=max_observation_chars,
-            include_thoughts=include_thoughts,
-        )
+        cfg = StepConfig.for_task(self.kind, syntax, window, max_observation_chars=max_observation_chars,
+                                  include_thoughts=include_thoughts)
         self.builder = PromptBuilder(self.trajectories, cfg)
         self.mode, self.metric, self.render_mode = mode, metric, render_mode
         self.require_think = require_think

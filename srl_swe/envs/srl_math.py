@@ -6,7 +6,6 @@ from pathlib import Path
 
 from srl_swe.envs.base import StepImitationEnv
 from srl_swe.paths import bundled
-from srl_swe.steps import DEFAULT_WINDOW
 
 
 class SRLMathEnv(StepImitationEnv):
@@ -49,9 +48,7 @@ class SRLMathEnv(StepImitationEnv):
     * v0: initial version.
     """
 
-    kind = "math"
-    default_syntax = "text"
-    default_window = DEFAULT_WINDOW["math"]
+    kind = "math"  # the task kind (srl_swe.tasks) gives the syntax, the default window and the prompts
 
     def _default_data(self) -> Path:
         return bundled("math")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from srl_swe.envs.base import StepImitationEnv
 from srl_swe.paths import bundled
-from srl_swe.steps import DEFAULT_WINDOW
 
 
 class SRLSWEEnv(StepImitationEnv):
@@ -66,9 +65,7 @@ class SRLSWEEnv(StepImitationEnv):
     * v0: initial version.
     """
 
-    kind = "swe"
-    default_syntax = "xml"
-    default_window = DEFAULT_WINDOW["swe"]
+    kind = "swe"  # the task kind (srl_swe.tasks) gives the syntax, the default window and the prompts
 
     def _default_data(self) -> Path:
         return bundled("swe")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -15,9 +14,11 @@ from srl_swe.agent.episode import Episode, check_options
 from srl_swe.envs.base import MAX_OUTPUT_CHARS, MAX_PROMPT_CHARS
 from srl_swe.envs.spaces import UnicodeText, chat_observation_space
 from srl_swe.paths import shared_data_dir
-from srl_swe.steps import DEFAULT_WINDOW
-
-GRADERS = ("harness", "runtime")
+from srl_swe.runtime import RUNTIMES  # the registry only: no backend is imported
+from srl_swe.swebench.grading import GRADERS, InstanceResult, default_grader, grade_patch
+from srl_swe.swebench.prediction import Prediction
+from srl_swe.swebench.runtimes import task_runtime
+from srl_swe.tasks.swe import SWE
 
 
 class SRLSWEExecEnv(gym.Env[dict, str]):
@@ -59,14 +60,15 @@ class SRLSWEExecEnv(gym.Env[dict, str]):
     ``max_format_errors`` consecutive malformed outputs, or when the sandbox fails.
 
     ## Arguments
-    ``tasks`` (a ``local_tasks`` folder, a SWE-bench JSONL/JSON file, a dataset name, or a list of
+    ``data`` (a ``local_tasks`` folder, a SWE-bench JSONL/JSON file, a dataset name, or a list of
     ``SWEInstance``; default ``$SRL_SWE_DATA/local_tasks``), ``runtime`` (``"docker"`` default, or
     ``"local"``: no isolation, see :mod:`srl_swe.runtime.local`), ``grader`` (default ``"harness"`` on docker,
-    ``"runtime"`` otherwise), ``syntax``, ``max_steps`` (50), ``max_seconds``, ``command_timeout`` (per bash
-    command), ``max_format_errors`` (3), ``window`` (default 2 as SRL-SWE-v0; ``None`` = whole history),
-    ``max_observation_chars`` (4000), ``include_thoughts``, ``require_think``, ``chat_template``,
-    ``runtime_kwargs`` (passed to :func:`srl_swe.runtime.make_runtime`), ``workdir`` (harness logs; default a
-    temporary folder), ``render_mode`` (``"ansi"``).
+    ``"runtime"`` otherwise: :func:`srl_swe.swebench.grading.default_grader`), ``syntax``, ``max_steps`` (50),
+    ``max_seconds``, ``command_timeout`` (per bash command), ``max_format_errors`` (3), ``window`` (default 2
+    as SRL-SWE-v0; ``None`` = whole history), ``max_observation_chars`` (4000), ``include_thoughts``,
+    ``require_think``, ``chat_template``, ``runtime_kwargs`` (passed to
+    :func:`srl_swe.swebench.runtimes.task_runtime`), ``workdir`` (harness logs; default a temporary folder),
+    ``render_mode`` (``"ansi"``).
 
     ## Info
     ``instance_id``, ``step`` (actions taken), ``syntax``, ``exit_status`` (``None`` while running, then one of
@@ -82,7 +84,7 @@ class SRLSWEExecEnv(gym.Env[dict, str]):
 
     def __init__(
         self,
-        tasks: str | Path | Sequence[Any] | None = None,
+        data: str | Path | Sequence[Any] | None = None,
         *,
         runtime: str = "docker",
         grader: Literal["harness", "runtime"] | None = None,
@@ -102,23 +104,21 @@ class SRLSWEExecEnv(gym.Env[dict, str]):
         max_action_chars: int = MAX_OUTPUT_CHARS,
         render_mode: str | None = None,
     ):
-        from srl_swe.runtime import RUNTIMES  # the registry only: no backend is imported
-
         if runtime not in RUNTIMES:
-            raise ValueError(f"runtime={runtime!r}: choose one of {sorted(RUNTIMES)}")
-        grader = grader or ("harness" if runtime == "docker" else "runtime")
+            raise ValueError(f"runtime={runtime!r}: choose one of {sorted(RUNTIMES.names())}")
+        grader = grader or default_grader(runtime)
         if grader not in GRADERS:
             raise ValueError(f"grader={grader!r}: choose 'harness' (swebench on Docker) or 'runtime'")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r}: supported {self.metadata['render_modes']}")
-        self.instances = _load_tasks(tasks)
+        self.instances = _load_tasks(data)
         self.runtime_name, self.grader, self.render_mode = runtime, grader, render_mode
         self.runtime_kwargs = dict(runtime_kwargs or {})
         self.chat_template = chat_template
         self.workdir = Path(workdir) if workdir is not None else None
         self.episode_options = dict(
             syntax=syntax, max_steps=max_steps, max_seconds=max_seconds, command_timeout=command_timeout,
-            max_format_errors=max_format_errors, window=DEFAULT_WINDOW["swe"] if window == "default" else window,
+            max_format_errors=max_format_errors, window=SWE.default_window if window == "default" else window,
             max_observation_chars=max_observation_chars, include_thoughts=include_thoughts,
             require_think=require_think, model_name=model_name,
         )
@@ -137,9 +137,7 @@ class SRLSWEExecEnv(gym.Env[dict, str]):
         self._close_runtime()
         self._episode, self._final = None, {}  # if the new sandbox cannot be made, no stale episode lingers
         self._instance = self._pick(options or {})
-        from srl_swe.runtime import make_runtime
-
-        self._runtime = make_runtime(self.runtime_name, self._instance, **self.runtime_kwargs)
+        self._runtime = task_runtime(self.runtime_name, self._instance, **self.runtime_kwargs)
         self._episode = Episode(self._instance.instance_id, self._instance.problem_statement, self._runtime,
                                 **self.episode_options)
         return self._obs(), self._info()
@@ -153,12 +151,13 @@ class SRLSWEExecEnv(gym.Env[dict, str]):
         if episode.done:
             # The sandbox is not needed for grading (graders start a fresh one): free it first.
             self._close_runtime()
-            result = self._grade(self._instance, episode)
+            prediction = episode.result().prediction
+            result = self._grade(self._instance, prediction)
             reward = 1.0 if result.resolved else 0.0
             terminated = episode.exit_status == "submitted"
             truncated = not terminated
             self._final = {"patch": episode.patch or "", "resolved": result.resolved, "grade": asdict(result),
-                           "prediction": episode.result().prediction}
+                           "prediction": prediction.to_dict()}
         info = self._info()
         info["format_error"] = record.action is None
         return self._obs(), reward, terminated, truncated, info
@@ -197,20 +196,12 @@ class SRLSWEExecEnv(gym.Env[dict, str]):
             raise IndexError(f"options['index']={idx!r}: this env has tasks 0..{len(self.instances) - 1}")
         return self.instances[idx]
 
-    def _grade(self, instance: Any, episode: Episode) -> Any:
-        if self.grader == "runtime":
-            from srl_swe.swebench.grading import grade_in_runtime
-
-            return grade_in_runtime(instance, episode.patch or "", runtime=self.runtime_name)
-        from srl_swe.swebench.grading import grade_with_harness
-
-        if self.workdir is None:
+    def _grade(self, instance: Any, prediction: Prediction) -> InstanceResult:
+        if self.grader == "harness" and self.workdir is None:  # the harness's logs: removed by close()
             self._tmp = self._tmp or tempfile.TemporaryDirectory(prefix="srl-swe-exec-")
             self.workdir = Path(self._tmp.name)
-        # A fresh run id per episode: the harness skips predictions whose run already has a report.
-        run_id = f"exec-{uuid.uuid4().hex[:12]}"
-        results = grade_with_harness([episode.result().prediction], [instance], run_id=run_id, workdir=self.workdir)
-        return results[instance.instance_id]
+        return grade_patch(instance, prediction, runtime=self.runtime_name, grader=self.grader,
+                           workdir=self.workdir, run_prefix="exec")
 
     def _obs(self) -> dict[str, Any]:
         ep = self._require_episode()
@@ -236,18 +227,18 @@ class SRLSWEExecEnv(gym.Env[dict, str]):
             self._runtime = None
 
 
-def _load_tasks(tasks: Any) -> list[Any]:
+def _load_tasks(data: Any) -> list[Any]:
     from srl_swe.swebench.datasets import load_instances
     from srl_swe.swebench.instance import SWEInstance
 
-    if tasks is None:
-        tasks = shared_data_dir() / "local_tasks"
-    if isinstance(tasks, (str, Path)):
-        instances = load_instances(tasks)
+    if data is None:
+        data = shared_data_dir() / "local_tasks"
+    if isinstance(data, (str, Path)):
+        instances = load_instances(data)
     else:
-        instances = list(tasks)
+        instances = list(data)
         if not all(isinstance(i, SWEInstance) for i in instances):
-            raise TypeError("tasks must be a path, a dataset name or a sequence of srl_swe.swebench.SWEInstance")
+            raise TypeError("data must be a path, a dataset name or a sequence of srl_swe.swebench.SWEInstance")
     if not instances:
-        raise ValueError(f"no tasks in {tasks!s}")
+        raise ValueError(f"no tasks in {data!s}")
     return instances

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from srl_swe.errors import TrajectoryFormatError
-from srl_swe.eval.generation import Generator
+from srl_swe.models.generation import Generator
 from srl_swe.paths import shared_data_dir
 
 log = logging.getLogger(__name__)
@@ -273,41 +273,6 @@ def results_table(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _benchmark_list(value: str) -> list[str]:
-    names = [b.strip() for b in value.split(",") if b.strip()]
-    unknown = [b for b in names if b not in BENCHMARKS]
-    if unknown or not names:
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"unknown benchmarks {unknown}; known: {', '.join(BENCHMARKS)}")
-    return names
-
-
-def add_cli_arguments(parser: Any) -> None:
-    """Options of ``srl-swe eval math`` (argparse)."""
-    parser.add_argument("--model", required=True, help="hub id or local path of the model")
-    parser.add_argument("--benchmarks", type=_benchmark_list, default=list(DEFAULT_BENCHMARKS),
-                        help=f"comma-separated, from {','.join(BENCHMARKS)} (default: all)")
-    parser.add_argument("--k", type=int, default=32, help="samples per problem for avg@k (0: greedy only)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for avg@k")
-    parser.add_argument("--max-new-tokens", type=int, default=4096)
-    parser.add_argument("--limit", type=int, default=None, help="only the first N problems of each benchmark")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/eval/math/MODEL)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", type=Path, default=None, help="shared data folder (default: $SRL_SWE_DATA)")
-    parser.add_argument("--backend", default="transformers", help="generation backend (transformers, vllm)")
-    parser.add_argument("--batch-size", type=int, default=8, help="sequences per generate call (transformers)")
-    parser.add_argument("--dtype", default="auto")
-
-
-def main_from_args(args: Any) -> int:
-    from srl_swe.eval.generation import make_generator
-
-    out = args.out or Path("runs/eval/math") / re.sub(r"[^\w.-]+", "_", args.model.strip("/"))
-    generator = make_generator(args.backend, args.model, batch_size=args.batch_size, dtype=args.dtype)
-    results = run_math_eval(generator, args.benchmarks, k=args.k, temperature=args.temperature,
-                            max_new_tokens=args.max_new_tokens, limit=args.limit, out_dir=out, seed=args.seed,
-                            data_dir=args.data_dir, model=args.model)
-    print(results_table([results]), end="")
-    print(f"wrote {out}/results.json, results.md, samples.jsonl")
-    return 0
+def default_out_dir(model: str) -> Path:
+    """``runs/eval/math/MODEL``, the model spec made a safe folder name."""
+    return Path("runs/eval/math") / re.sub(r"[^\w.-]+", "_", model.strip("/"))

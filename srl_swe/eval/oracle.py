@@ -10,12 +10,12 @@ an answer that cannot be parsed or applied gives an empty patch and an ``error``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from srl_swe.errors import ActionParseError
-from srl_swe.eval.generation import Generator, Messages
 from srl_swe.eval.patches import EditError, apply_edits, edits_from_patch, make_patch, parse_edits, render_edits
+from srl_swe.models.generation import Generator, Messages
 from srl_swe.swebench.instance import SWEInstance
+from srl_swe.swebench.prediction import Prediction, make_prediction
 
 MODE = "oracle-file"
 DEFAULT_MAX_NEW_TOKENS = 4096
@@ -111,25 +111,24 @@ def expert_answer(instance: SWEInstance, files: Mapping[str, str | None]) -> str
 
 
 def prediction_from_output(instance: SWEInstance, files: Mapping[str, str | None], output: str,
-                           model_name: str) -> dict[str, Any]:
-    """A SWE-bench prediction from a model's answer. Parse and apply failures give an empty ``model_patch``
-    and an ``error`` saying what went wrong, so one bad answer never stops an evaluation run."""
-    record: dict[str, Any] = {"instance_id": instance.instance_id, "model_name_or_path": model_name,
-                              "model_patch": "", "mode": MODE, "files": list(files), "n_edits": 0,
-                              "error": None, "raw_output": output}
+                           model_name: str) -> Prediction:
+    """A SWE-bench prediction from a model's answer, with ``extra`` fields ``mode``, ``files``, ``n_edits``,
+    ``error`` and ``raw_output``. Parse and apply failures give an empty ``model_patch`` and an ``error``
+    saying what went wrong, so one bad answer never stops an evaluation run."""
+    patch, n_edits, error = "", 0, None
     try:
         edits = parse_edits(output)
-        record["n_edits"] = len(edits)
+        n_edits = len(edits)
         patch = make_patch(files, apply_edits(files, edits))
     except (ActionParseError, EditError) as exc:
-        record["error"] = f"{type(exc).__name__}: {exc}"
-        return record
-    if not edits:
-        record["error"] = "no SEARCH/REPLACE edits in the output"
-    elif not patch:
-        record["error"] = "the edits change nothing"
-    record["model_patch"] = patch
-    return record
+        patch, error = "", f"{type(exc).__name__}: {exc}"
+    else:
+        if not edits:
+            error = "no SEARCH/REPLACE edits in the output"
+        elif not patch:
+            error = "the edits change nothing"
+    return make_prediction(instance.instance_id, patch, model_name, mode=MODE, files=list(files), n_edits=n_edits,
+                           error=error, raw_output=output)
 
 
 def generator_name(generator: Generator) -> str:
@@ -139,7 +138,7 @@ def generator_name(generator: Generator) -> str:
 def oracle_predict_batch(instances: Sequence[SWEInstance], files: Sequence[Mapping[str, str | None]],
                          generator: Generator, *, temperature: float = 0.0,
                          max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, seed: int = 0,
-                         model_name: str | None = None) -> list[dict[str, Any]]:
+                         model_name: str | None = None) -> list[Prediction]:
     """Predictions for several instances (``files[i]`` are instance i's oracle files) in one generate call,
     so a batching backend (vLLM) sees every prompt at once."""
     if len(instances) != len(files):
@@ -153,10 +152,10 @@ def oracle_predict_batch(instances: Sequence[SWEInstance], files: Sequence[Mappi
 
 def oracle_predict(instance: SWEInstance, generator: Generator, *, read_file: Callable[[str], str],
                    temperature: float = 0.0, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, seed: int = 0,
-                   model_name: str | None = None) -> dict[str, Any]:
-    """One instance's prediction ``{instance_id, model_name_or_path, model_patch, mode, files, n_edits, error,
-    raw_output}``. ``read_file(path)`` returns a repository file at the base commit (paths relative to the
-    repository root, e.g. a runtime's ``read_file``) and raises FileNotFoundError for a missing one."""
+                   model_name: str | None = None) -> Prediction:
+    """One instance's prediction (extra fields ``mode``, ``files``, ``n_edits``, ``error``, ``raw_output``).
+    ``read_file(path)`` returns a repository file at the base commit (paths relative to the repository root,
+    e.g. a runtime's ``read_file``) and raises FileNotFoundError for a missing one."""
     files = read_oracle_files(instance, read_file)
     return oracle_predict_batch([instance], [files], generator, temperature=temperature,
                                 max_new_tokens=max_new_tokens, seed=seed, model_name=model_name)[0]

@@ -1,5 +1,7 @@
 """``predictions.jsonl`` of ``srl-swe eval swebench`` (and its runtime-grade cache): an append-only JSONL log
-that a crash at any point leaves readable, so a rerun resumes without losing or garbling a record."""
+that a crash at any point leaves readable, so a rerun resumes without losing or garbling a record. Records are
+plain JSON objects here; :func:`srl_swe.swebench.prediction.read_prediction` makes a prediction line a
+``Prediction``."""
 
 from __future__ import annotations
 
@@ -39,8 +41,8 @@ class PredictionLog:
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 bad.append((n, f"not a JSON line ({exc})"))
                 continue
-            if not isinstance(rec, dict) or not isinstance(rec.get("instance_id"), str):
-                bad.append((n, "not an object with a string instance_id"))
+            if not isinstance(rec, dict) or not isinstance(rec.get("instance_id"), str) or not rec["instance_id"]:
+                bad.append((n, "not an object with a non-empty string instance_id"))
             elif not isinstance(rec.get("model_patch", ""), (str, type(None))):
                 bad.append((n, f"model_patch of {rec['instance_id']} is not a string"))
             else:

@@ -11,8 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from srl_swe.eval.generation import Generator
+from srl_swe.dataset import step_rows
+from srl_swe.models.generation import Generator
 from srl_swe.rewards import score_output
+from srl_swe.steps import StepConfig
+from srl_swe.trajectories import load_trajectories
 
 
 def _summary(scores: list[Any]) -> dict[str, Any]:
@@ -56,16 +59,13 @@ def evaluate_steps(generator: Generator, rows: list[dict[str, Any]], *, n: int =
 
 
 def rows_from_path(path: str | Path) -> list[dict[str, Any]]:
-    """Held-out rows from a dataset folder written by `srl-swe data build`, or from trajectories."""
+    """Held-out rows from a dataset folder written by `srl-swe data build`, or from trajectories (the same
+    rows, :func:`srl_swe.dataset.step_rows`, with each kind's default syntax and window)."""
     p = Path(path)
     if p.is_dir() and (p / "dataset_info.json").is_file():
         import datasets
 
         return list(datasets.load_from_disk(str(p)))
-    from srl_swe.steps import DEFAULT_WINDOW, StepConfig
-    from srl_swe.train.data import step_rows
-    from srl_swe.trajectories import load_trajectories
-
     trajs = load_trajectories(p, keep="all").trajectories
     kind = trajs[0].kind if trajs else "swe"
-    return step_rows(trajs, StepConfig(syntax="text" if kind == "math" else "xml", window=DEFAULT_WINDOW[kind]))
+    return step_rows(trajs, StepConfig.for_task(kind))

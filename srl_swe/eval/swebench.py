@@ -2,8 +2,9 @@
 
 Two settings:
 
-* ``agent``: the policy works in a sandbox (``--runtime docker|local``) with bash / str_replace_editor /
-  submit until it submits or hits a limit (:func:`srl_swe.agent.loop.run_agent`); the patch is ``git diff``.
+* ``agent``: the policy works in a sandbox (``--runtime``: a backend of :data:`srl_swe.runtime.RUNTIMES`) with
+  bash / str_replace_editor / submit until it submits or hits a limit (:func:`srl_swe.agent.loop.run_agent`);
+  the patch is ``git diff``.
 * ``oracle-file``: the paper's main SWE setting. The model sees the issue and the full content of the files
   the gold patch touches and answers with search/replace edits, turned into a patch
   (:mod:`srl_swe.eval.oracle`).
@@ -25,27 +26,66 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from srl_swe.errors import SRLError
 from srl_swe.eval.predictions import PredictionLog
+from srl_swe.swebench.grading import default_grader
 from srl_swe.swebench.instance import SWEInstance
+from srl_swe.swebench.prediction import KEYS, Prediction, make_prediction, read_prediction
 
 MODES = ("agent", "oracle-file")
 PREDICTIONS = "predictions.jsonl"
+#: What a predictor returns for one instance: the prediction's fields (``model_patch`` and extra fields such
+#: as ``exit_status`` or ``error``); :func:`predict_all` adds the id, the model name and the time taken.
+Predictor = Callable[[SWEInstance, Path], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class SWEBenchOptions:
+    """One ``srl-swe eval swebench`` run (the CLI's flags, typed; defaults are the CLI's).
+
+    Exactly one of ``model`` (a model spec for ``backend``, ``"gold"`` or ``"replay:PATH"``: generate, then
+    grade) and ``predictions`` (a predictions JSONL to grade) is given. ``grader`` defaults to
+    :func:`~srl_swe.swebench.grading.default_grader` of ``runtime``; ``out`` to ``runs/eval/swebench/MODEL``;
+    ``run_id`` (the harness's) to the name of ``out``. ``max_steps``, ``max_seconds`` and ``syntax`` are the
+    agent mode's limits and action syntax; ``timeout`` is the harness's test-run timeout per instance."""
+
+    dataset: str | Path
+    model: str | None = None
+    predictions: Path | None = None
+    split: str = "test"
+    instances: Sequence[str] | None = None
+    mode: str = "agent"
+    runtime: str = "docker"
+    grader: str | None = None
+    workers: int = 1
+    out: Path | None = None
+    run_id: str | None = None
+    backend: str = "transformers"
+    batch_size: int = 1
+    dtype: str = "auto"
+    temperature: float = 0.0
+    max_new_tokens: int = 1024
+    max_steps: int = 50
+    max_seconds: float | None = 1800.0
+    syntax: str = "xml"
+    timeout: int = 1800
+    quiet: bool = False
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^\w.-]+", "_", text.strip("/")) or "model"
 
 
-def _replay_predictor(path: str, mode: str, runtime: str, limits: dict[str, Any]) -> Callable[..., dict]:
+def _replay_predictor(path: str, mode: str, runtime: str, limits: dict[str, Any]) -> Predictor:
     from srl_swe.agent.loop import run_agent
     from srl_swe.agent.policies import ReplayPolicy
-    from srl_swe.runtime import make_runtime
+    from srl_swe.swebench.runtimes import task_runtime
     from srl_swe.trajectories import load_trajectories
 
     if mode != "agent":
@@ -56,19 +96,20 @@ def _replay_predictor(path: str, mode: str, runtime: str, limits: dict[str, Any]
         traj = by_task.get(inst.instance_id)
         if traj is None:
             return {"model_patch": "", "error": f"no trajectory for {inst.instance_id} in {path}"}
-        with make_runtime(runtime, inst) as rt:
+        with task_runtime(runtime, inst) as rt:
             res = run_agent(ReplayPolicy(traj), inst, rt, model_name=f"replay:{path}", **limits)
         _save_messages(out, inst.instance_id, res.messages)
-        return {"model_patch": res.prediction["model_patch"], "exit_status": res.exit_status}
+        return {"model_patch": res.patch, "exit_status": res.exit_status}
 
     return predict
 
 
-def _model_predictor(args: Any, mode: str, runtime: str, limits: dict[str, Any]) -> Callable[..., dict]:
-    from srl_swe.eval.generation import make_generator
-    from srl_swe.runtime import make_runtime
+def _model_predictor(opts: SWEBenchOptions, limits: dict[str, Any]) -> Predictor:
+    from srl_swe.models import make_generator
+    from srl_swe.swebench.runtimes import task_runtime
 
-    generator = make_generator(args.backend, args.model, batch_size=args.batch_size, dtype=args.dtype)
+    model, runtime = str(opts.model), opts.runtime
+    generator = make_generator(opts.backend, model, batch_size=opts.batch_size, dtype=opts.dtype)
     gen_lock = threading.Lock()  # one model, several sandboxes: workers overlap execution, not generation
 
     class Locked:
@@ -76,24 +117,24 @@ def _model_predictor(args: Any, mode: str, runtime: str, limits: dict[str, Any])
             with gen_lock:
                 return generator.generate(*a, **k)
 
-    if mode == "oracle-file":
+    if opts.mode == "oracle-file":
         from srl_swe.eval.oracle import oracle_predict
 
         def predict(inst: SWEInstance, out: Path) -> dict[str, Any]:
-            with make_runtime(runtime, inst) as rt:
-                return oracle_predict(inst, Locked(), read_file=rt.read_file, temperature=args.temperature,
-                                      max_new_tokens=args.max_new_tokens, model_name=args.model)
+            with task_runtime(runtime, inst) as rt:
+                return oracle_predict(inst, Locked(), read_file=rt.read_file, temperature=opts.temperature,
+                                      max_new_tokens=opts.max_new_tokens, model_name=model).to_dict()
         return predict
 
     from srl_swe.agent.loop import run_agent
     from srl_swe.agent.policies import ModelPolicy
 
     def predict(inst: SWEInstance, out: Path) -> dict[str, Any]:
-        policy = ModelPolicy(Locked(), temperature=args.temperature, max_new_tokens=args.max_new_tokens)
-        with make_runtime(runtime, inst) as rt:
-            res = run_agent(policy, inst, rt, model_name=args.model, syntax=args.syntax, **limits)
+        policy = ModelPolicy(Locked(), temperature=opts.temperature, max_new_tokens=opts.max_new_tokens)
+        with task_runtime(runtime, inst) as rt:
+            res = run_agent(policy, inst, rt, model_name=model, syntax=opts.syntax, **limits)
         _save_messages(out, inst.instance_id, res.messages)
-        return {"model_patch": res.prediction["model_patch"], "exit_status": res.exit_status}
+        return {"model_patch": res.patch, "exit_status": res.exit_status}
 
     return predict
 
@@ -103,49 +144,52 @@ def _save_messages(out: Path, instance_id: str, messages: list[dict[str, str]]) 
     (out / "trajs" / f"{instance_id}.json").write_text(json.dumps(messages, indent=1, ensure_ascii=False))
 
 
-def make_predictor(args: Any) -> Callable[[SWEInstance, Path], dict[str, Any]]:
-    limits = {"max_steps": args.max_steps, "max_seconds": args.max_seconds}
-    if args.model == "gold":
+def make_predictor(opts: SWEBenchOptions) -> Predictor:
+    """The predictor for ``opts.model``: the gold patches, a replay of expert trajectories, or a model."""
+    if opts.model is None:
+        raise SRLError("no --model to predict with")
+    limits = {"max_steps": opts.max_steps, "max_seconds": opts.max_seconds}
+    if opts.model == "gold":
         return lambda inst, out: {"model_patch": inst.patch}
-    if args.model.startswith("replay:"):
-        return _replay_predictor(args.model[len("replay:"):], args.mode, args.runtime, limits)
-    return _model_predictor(args, args.mode, args.runtime, limits)
+    if opts.model.startswith("replay:"):
+        return _replay_predictor(opts.model[len("replay:"):], opts.mode, opts.runtime, limits)
+    return _model_predictor(opts, limits)
 
 
-def predict_all(instances: list[SWEInstance], predictor: Callable[[SWEInstance, Path], dict[str, Any]],
-                out: Path, model_name: str, workers: int = 1, progress: bool = True) -> dict[str, dict[str, Any]]:
+def predict_all(instances: list[SWEInstance], predictor: Predictor, out: Path, model_name: str, workers: int = 1,
+                progress: bool = True) -> dict[str, Prediction]:
     """Predictions for every instance not already in ``out/predictions.jsonl``; one failing instance is
     recorded with an empty patch and its error, never the end of the run."""
     from tqdm.auto import tqdm
 
     log = PredictionLog(out / PREDICTIONS)
-    done = log.read()
+    done = {iid: read_prediction(rec) for iid, rec in log.read().items()}
     todo = [i for i in instances if i.instance_id not in done]
 
-    def one(inst: SWEInstance) -> dict[str, Any]:
+    def one(inst: SWEInstance) -> Prediction:
         start = time.perf_counter()
         try:
-            extra = predictor(inst, out)
+            fields = dict(predictor(inst, out))
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # one instance's failure is data for the report
-            extra = {"model_patch": "", "error": f"{type(exc).__name__}: {exc}"}
-        rec = {"instance_id": inst.instance_id, "model_name_or_path": model_name, **extra,
-               "seconds": round(time.perf_counter() - start, 3)}
-        rec["model_patch"] = rec.get("model_patch") or ""
-        log.append(rec)
-        return rec
+            fields = {"model_patch": "", "error": f"{type(exc).__name__}: {exc}"}
+        extra = {k: v for k, v in fields.items() if k not in KEYS}
+        pred = make_prediction(inst.instance_id, fields.get("model_patch"), model_name,
+                               **{**extra, "seconds": round(time.perf_counter() - start, 3)})
+        log.append(pred.to_dict())
+        return pred
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(one, inst) for inst in todo]
         for fut in tqdm(as_completed(futures), total=len(futures), desc="predict", disable=not progress):
-            rec = fut.result()
-            done[rec["instance_id"]] = rec
+            pred = fut.result()
+            done[pred.instance_id] = pred
     return done
 
 
 # -- grading ----------------------------------------------------------------------------------------
-def grade(predictions: dict[str, dict[str, Any]], instances: list[SWEInstance], out: Path, *, grader: str,
+def grade(predictions: dict[str, Prediction], instances: list[SWEInstance], out: Path, *, grader: str,
           runtime: str, run_id: str, workers: int = 1, timeout: int = 1800) -> dict[str, Any]:
     """Verdicts for every prediction: ``harness`` runs swebench's ``run_evaluation`` on Docker, ``runtime``
     grades in a fresh sandbox of ``runtime`` with the harness's own log parser and grading code."""
@@ -164,30 +208,31 @@ def grade(predictions: dict[str, dict[str, Any]], instances: list[SWEInstance], 
     by_id = {i.instance_id: i for i in instances}
     results: dict[str, Any] = {}
     for pred in preds:
-        iid = pred["instance_id"]
+        iid = pred.instance_id
         hit = cache.get(iid)
-        if hit is not None and hit.get("model_patch") == pred["model_patch"]:
+        if hit is not None and hit.get("model_patch") == pred.model_patch:
             results[iid] = grading.InstanceResult(**hit["result"])
             continue
         if iid not in by_id:
             res = grading.InstanceResult(iid, "error", False, "unknown instance id: not in the dataset", None)
         else:
-            res = grading.grade_in_runtime(by_id[iid], pred["model_patch"], runtime=runtime)
+            res = grading.grade_in_runtime(by_id[iid], pred.model_patch, runtime=runtime)
         results[iid] = res
-        log.append({"instance_id": iid, "model_patch": pred["model_patch"], "result": res.to_dict()})
+        log.append({"instance_id": iid, "model_patch": pred.model_patch, "result": res.to_dict()})
     return results
 
 
-def summarize(results: dict[str, Any], predictions: dict[str, dict[str, Any]],
+def summarize(results: dict[str, Any], predictions: dict[str, Prediction],
               load_errors: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:
     per: dict[str, dict[str, Any]] = {}
     for iid, err in load_errors.items():
         per[iid] = {"status": "error", "resolved": False, "error": err}
     for iid, res in results.items():
         r = res.to_dict()
-        pred = predictions.get(iid, {})
+        pred = predictions.get(iid)
         per[iid] = {"status": r["status"], "resolved": bool(r["resolved"]), "error": r.get("error"),
-                    "exit_status": pred.get("exit_status"), "prediction_error": pred.get("error")}
+                    "exit_status": pred.exit_status if pred is not None else None,
+                    "prediction_error": pred.error if pred is not None else None}
     total = len(per)
     resolved = sum(v["resolved"] for v in per.values())
     counts: dict[str, int] = {}
@@ -206,76 +251,51 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# -- CLI --------------------------------------------------------------------------------------------
-def add_cli_arguments(parser: Any) -> None:
-    """Options of ``srl-swe eval swebench`` (argparse)."""
-    parser.add_argument("--model", default=None,
-                        help="model spec, or 'gold' (gold patches), or 'replay:PATH' (expert trajectories)")
-    parser.add_argument("--predictions", type=Path, default=None,
-                        help="grade this predictions JSONL instead of generating (no --model needed)")
-    parser.add_argument("--dataset", required=True,
-                        help="SWE-bench JSONL/JSON file, a local_tasks folder, or a Hugging Face dataset name")
-    parser.add_argument("--split", default="test", help="split of a Hugging Face dataset")
-    parser.add_argument("--instances", nargs="*", default=None, help="only these instance ids")
-    parser.add_argument("--mode", choices=MODES, default="agent")
-    parser.add_argument("--runtime", choices=["docker", "local"], default="docker")
-    parser.add_argument("--grader", choices=["harness", "runtime"], default=None,
-                        help="default: harness with --runtime docker, runtime with --runtime local")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=None, help="default: runs/eval/swebench/MODEL")
-    parser.add_argument("--run-id", default=None, help="harness run id (default: derived from --out)")
-    parser.add_argument("--backend", default="transformers", help="generation backend (transformers, vllm)")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--temperature", type=float, default=0.0)
-    parser.add_argument("--max-new-tokens", type=int, default=1024)
-    parser.add_argument("--max-steps", type=int, default=50, help="agent mode: tool calls per instance")
-    parser.add_argument("--max-seconds", type=float, default=1800.0, help="agent mode: wall time per instance")
-    parser.add_argument("--syntax", default="xml", help="agent mode: action syntax (xml, qwen, bash)")
-    parser.add_argument("--timeout", type=int, default=1800, help="harness: test run timeout per instance")
-    parser.add_argument("--quiet", action="store_true")
+# -- the run ----------------------------------------------------------------------------------------
+def _read_predictions(path: Path, load_errors: dict[str, str]) -> dict[str, Prediction]:
+    """A predictions file to grade, as SWE-bench files come (``model_patch`` left out or null: an empty
+    patch); every unreadable line is a record that was meant to be graded: an error in the denominator."""
+    records, unreadable = PredictionLog(path).read_report()
+    for n, why in unreadable:
+        load_errors[f"{path}:{n}"] = f"{path} line {n}: unreadable prediction, {why}"
+    return {iid: read_prediction(rec) for iid, rec in records.items()}
 
 
-def main_from_args(args: Any) -> int:
+def evaluate(opts: SWEBenchOptions) -> tuple[Path, dict[str, Any]]:
+    """Predict (unless ``opts.predictions``), grade, and write ``results.json`` into the run folder; returns
+    the folder and the summary (:func:`table` prints it)."""
     from srl_swe.swebench.datasets import load_instances
 
-    if (args.model is None) == (args.predictions is None):
+    if (opts.model is None) == (opts.predictions is None):
         raise SRLError("pass exactly one of --model (generate and grade) or --predictions (grade a file)")
-    grader = args.grader or ("harness" if args.runtime == "docker" else "runtime")
+    grader = opts.grader or default_grader(opts.runtime)
     from srl_swe.runtime.local import cleanup_stale_copies
 
     cleanup_stale_copies()  # repository copies of local runtimes that were SIGKILLed
-    if grader == "harness" or args.runtime == "docker":
+    if grader == "harness" or opts.runtime == "docker":
         from srl_swe.runtime.images import cleanup_stale, docker_client
 
         client = docker_client()  # one clear message (how to start Docker, or --runtime local) before any work
         cleanup_stale(client)  # containers left by runs that were SIGKILLed
-    name = args.model or args.predictions.stem
-    out = args.out or Path("runs/eval/swebench") / _slug(name)
+    name = opts.model if opts.model is not None else Path(str(opts.predictions)).stem
+    out = opts.out or Path("runs/eval/swebench") / _slug(name)
     out.mkdir(parents=True, exist_ok=True)
-    run_id = args.run_id or _slug(out.resolve().name)
-    instances, load_errors = load_instances(args.dataset, instance_ids=args.instances, strict=False,
-                                            split=args.split)
-    if args.predictions is not None:
-        predictions, unreadable = PredictionLog(args.predictions).read_report()
-        # Every unreadable line is a record that was meant to be graded: an error in the denominator.
-        for n, why in unreadable:
-            load_errors[f"{args.predictions}:{n}"] = f"{args.predictions} line {n}: unreadable prediction, {why}"
-        for rec in predictions.values():  # SWE-bench files may leave it out or null: graded as an empty patch
-            rec["model_patch"] = rec.get("model_patch") or ""
-        if args.instances:
-            predictions = {k: v for k, v in predictions.items() if k in set(args.instances)}
+    run_id = opts.run_id or _slug(out.resolve().name)
+    wanted_ids = list(opts.instances) if opts.instances else None
+    instances, load_errors = load_instances(opts.dataset, instance_ids=wanted_ids, strict=False, split=opts.split)
+    if opts.predictions is not None:
+        predictions = _read_predictions(Path(opts.predictions), load_errors)
+        if wanted_ids:
+            predictions = {k: v for k, v in predictions.items() if k in set(wanted_ids)}
     else:
-        predictions = predict_all(instances, make_predictor(args), out, model_name=args.model,
-                                  workers=args.workers, progress=not args.quiet)
+        predictions = predict_all(instances, make_predictor(opts), out, model_name=name, workers=opts.workers,
+                                  progress=not opts.quiet)
         wanted = {i.instance_id for i in instances}
         predictions = {k: v for k, v in predictions.items() if k in wanted}
-    results = grade(predictions, instances, out, grader=grader, runtime=args.runtime, run_id=run_id,
-                    workers=args.workers, timeout=args.timeout)
-    meta = {"model": name, "dataset": str(args.dataset), "mode": args.mode, "runtime": args.runtime,
+    results = grade(predictions, instances, out, grader=grader, runtime=opts.runtime, run_id=run_id,
+                    workers=opts.workers, timeout=opts.timeout)
+    meta = {"model": name, "dataset": str(opts.dataset), "mode": opts.mode, "runtime": opts.runtime,
             "grader": grader, "run_id": run_id}
     summary = summarize(results, predictions, load_errors, meta)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
-    print(table(summary), end="")
-    print(f"wrote {out}/results.json, {PREDICTIONS}")
-    return 0
+    return out, summary

@@ -42,7 +42,7 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
-class RuntimeError_(SRLError, RuntimeError):
+class SandboxError(SRLError, RuntimeError):
     """A sandbox could not be created or used (image missing, daemon down, container gone...)."""
 
 
@@ -56,7 +56,7 @@ class FileTooLargeError(SRLError, OSError):
                          "part of it with `head`, `tail`, `sed -n 'A,Bp'` or `grep -n` in bash")
 
 
-class DockerUnavailableError(RuntimeError_):
+class DockerUnavailableError(SandboxError):
     """No Docker daemon answers; the message says how to start one or to use ``--runtime local``."""
 
 

@@ -14,7 +14,8 @@ processes would stay zombies and use up the pids limit. Files are read streamed 
 
 Containers carry the label ``srl-swe=1`` (and the owning host:pid) and are removed on ``close()``, when a
 ``with`` block is left (normally, on error or on Ctrl-C), at interpreter exit and on SIGTERM;
-:func:`cleanup_stale` removes the ones left by processes that died harder (SIGKILL, power loss).
+:func:`srl_swe.runtime.images.cleanup_stale` removes the ones left by processes that died harder (SIGKILL,
+power loss).
 """
 
 from __future__ import annotations
@@ -26,23 +27,11 @@ import threading
 import time
 import uuid
 
-from srl_swe.runtime import DEFAULT_MAX_OUTPUT, OutputBuffer
-from srl_swe.runtime.base import DEFAULT_TIMEOUT, MAX_FILE_BYTES, REPO_DIR, CommandResult, RuntimeError_
+from srl_swe.runtime.base import DEFAULT_TIMEOUT, MAX_FILE_BYTES, REPO_DIR, CommandResult, SandboxError
 from srl_swe.runtime.docker_files import read_container_file, write_container_file
-from srl_swe.runtime.images import (
-    LABEL,
-    OWNER_LABEL,
-    cleanup_stale,
-    close_all,
-    docker_client,
-    owner_label,
-    register,
-    unregister,
-)
+from srl_swe.runtime.images import LABEL, OWNER_LABEL, docker_client, owner_label, register, unregister
+from srl_swe.runtime.output import DEFAULT_MAX_OUTPUT, OutputBuffer
 from srl_swe.runtime.sandbox import DiskWatch, SandboxLimits, create_sandbox
-
-# cleanup_stale/close_all live with the daemon code in images.py; re-exported for callers of this module.
-__all__ = ["DockerRuntime", "cleanup_stale", "close_all"]
 
 # PID 1: exits on SIGTERM (fast `docker stop`), reaps every orphan (bash's SIGCHLD handler waits for any pid).
 _INIT = 'trap "exit 0" TERM; while :; do sleep 86400 & wait; done'
@@ -117,13 +106,13 @@ class DockerRuntime:
             container.start()
         except docker.errors.ImageNotFound:
             self.close()
-            raise RuntimeError_(
+            raise SandboxError(
                 f"Docker image {image!r} not found locally; build it first (srl_swe.swebench.images.ensure_image "
                 f"for a task, srl_swe.runtime.images.ensure_base_image for the base) or `docker pull {image}`"
             ) from None
         except docker.errors.APIError as exc:
             self.close()
-            raise RuntimeError_(f"could not start a container from {image!r}: {exc}") from None
+            raise SandboxError(f"could not start a container from {image!r}: {exc}") from None
         except BaseException:
             self.close()
             raise
@@ -182,10 +171,10 @@ class DockerRuntime:
                                            stdin=False, tty=False)["Id"]
             return exec_id, self.api.exec_start(exec_id, stream=True, demux=False)
         except docker.errors.NotFound:
-            raise RuntimeError_(f"container {self.container_name} is gone (removed from outside?)") from None
+            raise SandboxError(f"container {self.container_name} is gone (removed from outside?)") from None
         except docker.errors.APIError as exc:
             if not retry:
-                raise RuntimeError_(f"could not run a command in {self.container_name}: {exc}") from None
+                raise SandboxError(f"could not run a command in {self.container_name}: {exc}") from None
             # The container stopped or cannot fork: make it usable again and try once more.
             self._restart()
             return self._start_exec(cmd, retry=False)
@@ -262,9 +251,9 @@ class DockerRuntime:
         try:
             self.api.restart(self.container_name, timeout=0)
         except docker.errors.NotFound:
-            raise RuntimeError_(f"container {self.container_name} is gone (removed from outside?)") from None
+            raise SandboxError(f"container {self.container_name} is gone (removed from outside?)") from None
         except docker.errors.APIError as exc:
-            raise RuntimeError_(f"could not restart container {self.container_name}: {exc}") from None
+            raise SandboxError(f"could not restart container {self.container_name}: {exc}") from None
         self.restarts += 1
 
     # -- files (srl_swe.runtime.docker_files) ------------------------------------------------------
@@ -289,7 +278,7 @@ class DockerRuntime:
     # -- lifetime ----------------------------------------------------------------------------------
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError_("docker runtime is closed; create a new one")
+            raise SandboxError("docker runtime is closed; create a new one")
 
     def close(self) -> None:
         """Force-remove the container (and its anonymous volumes); idempotent. Marked closed only once

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from srl_swe.runtime.base import DockerUnavailableError, RuntimeError_, pid_alive
+from srl_swe.runtime.base import DockerUnavailableError, SandboxError, pid_alive
 
 BASE_IMAGE = "srl-swe/base:bookworm"
 LABEL = "srl-swe"  # every runtime container has LABEL=1
@@ -110,13 +110,13 @@ def ensure_base_image(client=None) -> str:
 
 def _build_base_image(client) -> None:
     if os.geteuid() != 0:
-        raise RuntimeError_(
+        raise SandboxError(
             f"image {BASE_IMAGE} is missing and building it (debootstrap) needs root: rerun as root, or build it "
             f"once with `sudo debootstrap --variant=minbase {DEBIAN_SUITE} ROOTFS {DEBIAN_MIRROR} && "
             f"sudo tar -C ROOTFS -c . | docker import - {BASE_IMAGE}`"
         )
     if shutil.which("debootstrap") is None:
-        raise RuntimeError_(
+        raise SandboxError(
             f"image {BASE_IMAGE} is missing and `debootstrap` is not installed: `apt-get install -y debootstrap` "
             "(scripts/start_dockerd.sh installs it), then retry"
         )
@@ -128,7 +128,7 @@ def _build_base_image(client) -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-            raise RuntimeError_(
+            raise SandboxError(
                 f"`{' '.join(cmd)}` failed (exit {proc.returncode}); is the Debian mirror reachable? "
                 f"(set SRL_SWE_DEBIAN_MIRROR to use another)\n{tail}"
             )
@@ -137,7 +137,7 @@ def _build_base_image(client) -> None:
         # import_image streams the file (rather than loading ~200 MB into memory).
         client.api.import_image(src=str(tarball), repository=repository, tag=tag)
     if not image_exists(client, BASE_IMAGE):
-        raise RuntimeError_(f"`docker import` did not create {BASE_IMAGE}; check the daemon's log")
+        raise SandboxError(f"`docker import` did not create {BASE_IMAGE}; check the daemon's log")
     log.info("built %s", BASE_IMAGE)
 
 

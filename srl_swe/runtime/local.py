@@ -40,16 +40,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from srl_swe.runtime import DEFAULT_MAX_OUTPUT, OutputBuffer
 from srl_swe.runtime.base import (
     DEFAULT_TIMEOUT,
     MAX_FILE_BYTES,
     REPO_DIR,
     CommandResult,
     FileTooLargeError,
-    RuntimeError_,
+    SandboxError,
     pid_alive,
 )
+from srl_swe.runtime.output import DEFAULT_MAX_OUTPUT, OutputBuffer
 
 # ``/testbed`` as a path of its own: not part of a longer name (``/testbed2``, ``/x/testbed``, ``~/testbed``).
 _REPO_RE = re.compile(r"(?<![\w.~/-])" + re.escape(REPO_DIR) + r"(?![\w.-])")
@@ -96,7 +96,7 @@ class LocalRuntime:
                  timeout: float = DEFAULT_TIMEOUT, max_output: int = DEFAULT_MAX_OUTPUT):
         src = Path(repo_dir)
         if not src.is_dir():
-            raise RuntimeError_(f"local runtime: repository folder {src} does not exist")
+            raise SandboxError(f"local runtime: repository folder {src} does not exist")
         self.timeout = timeout
         self.max_output = max_output
         self.env = {**os.environ, **(env or {})}
@@ -132,7 +132,7 @@ class LocalRuntime:
 
     def _check_open(self) -> None:
         if self._tmp is None:
-            raise RuntimeError_("local runtime is closed; create a new one")
+            raise SandboxError("local runtime is closed; create a new one")
 
     # -- Runtime protocol --------------------------------------------------------------------------
     def execute(self, command: str, timeout: float | None = None) -> CommandResult:

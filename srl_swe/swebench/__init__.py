@@ -1,4 +1,4 @@
-"""SWE-bench tasks: typed instances, task environments built without a registry, grading by the real harness.
+"""SWE-bench tasks: typed instances and predictions, task sandboxes on any runtime, grading by the real harness.
 
 * :mod:`~srl_swe.swebench.instance`: ``SWEInstance``, one dataset record.
 * :mod:`~srl_swe.swebench.datasets`: ``load_instances`` from a JSONL/JSON file, a ``local_tasks`` folder or a
@@ -8,8 +8,13 @@
 * :mod:`~srl_swe.swebench.local_env`: cached task sources (PyPI sdist committed as a git repo) and venvs;
   ``prepare_local`` for the local runtime.
 * :mod:`~srl_swe.swebench.images`: ``ensure_image``, task images named as the harness expects, built once.
+* :mod:`~srl_swe.swebench.runtimes`: ``task_runtime``, a task's sandbox on a backend of
+  :data:`srl_swe.runtime.RUNTIMES` (the image or the repository prepared first, one line per backend).
+* :mod:`~srl_swe.swebench.prediction`: ``Prediction``, the record the harness grades, built by
+  ``make_prediction`` and read by ``read_prediction``.
 * :mod:`~srl_swe.swebench.grading`: ``grade_with_harness`` (``swebench.harness.run_evaluation`` in a
-  subprocess) and ``grade_in_runtime`` (one patch in a fresh sandbox, graded by swebench's own functions).
+  subprocess), ``grade_in_runtime`` (one patch in a fresh sandbox, graded by swebench's own functions) and
+  ``grade_patch`` (one prediction by either, ``default_grader`` choosing).
 
 Nothing here imports docker or swebench at module level; they are imported where they are used.
 """

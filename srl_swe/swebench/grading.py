@@ -17,7 +17,8 @@ re-graded; use a new run id for new patches.
 
 :func:`grade_in_runtime` grades one patch in a fresh sandbox of any runtime (``local`` needs no Docker):
 the harness's patch-apply fallbacks, the harness's eval script, and swebench's own ``make_test_spec`` +
-``get_eval_report`` on the log, so the verdict follows the harness's rules.
+``get_eval_report`` on the log, so the verdict follows the harness's rules. :func:`grade_patch` is one
+prediction by either grader (:func:`default_grader`: the harness on Docker), as the environments' rewards use.
 """
 
 from __future__ import annotations
@@ -30,22 +31,34 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from srl_swe.errors import SRLError
 from srl_swe.runtime.sandbox import SandboxLimits
+from srl_swe.swebench.prediction import Prediction, PredictionError, make_prediction, read_prediction
 from srl_swe.swebench.specs import harness_record
 
 STATUSES = ("resolved", "unresolved", "empty_patch", "error")
+#: ``harness``: swebench's run_evaluation on Docker; ``runtime``: a fresh sandbox of the agent's runtime.
+GRADERS = ("harness", "runtime")
 RUN_LOGS = Path("logs") / "run_evaluation"  # the harness's RUN_EVALUATION_LOG_DIR, relative to its cwd
 APPLY_FAIL = ">>>>> Patch Apply Failed"
 APPLY_FAIL_WHY = "patch does not apply (git apply, --3way, --reject and patch --fuzz=5 all failed)"
 PATCH_PATH = "/testbed/.git/srl_swe_patch.diff"  # inside .git: invisible to git status/clean, gone with the sandbox
 #: The sandbox every graded patch runs in (tests need more room than an agent's commands).
 GRADING_LIMITS = SandboxLimits(memory="4g", cpus=2.0, pids=1024, disk="4g")
+#: Backend -> what :func:`grade_in_runtime` gives its sandbox on top of the task (docker: the same room to
+#: run tests in as the harness's sandboxed containers).
+GRADING_RUNTIME_KWARGS: dict[str, dict[str, Any]] = {"docker": {"limits": GRADING_LIMITS}}
+
+
+def default_grader(runtime: str) -> str:
+    """The grader for a runtime when none is chosen: the real harness on Docker, else grading in the runtime."""
+    return "harness" if runtime == "docker" else "runtime"
 
 
 @dataclass(frozen=True)
@@ -140,11 +153,12 @@ def _run_harness(dataset: Path, preds: Path, run_id: str, workdir: Path, max_wor
     return proc.returncode, log_path
 
 
-def grade_with_harness(predictions: list[dict], instances: list, *, run_id: str, workdir: Path,
-                       max_workers: int = 1, timeout: int = 1800, client=None,
+def grade_with_harness(predictions: Iterable[Prediction | Mapping[str, Any]], instances: list, *, run_id: str,
+                       workdir: Path, max_workers: int = 1, timeout: int = 1800, client=None,
                        limits: SandboxLimits = GRADING_LIMITS) -> dict[str, InstanceResult]:
-    """Grade ``predictions`` ({instance_id, model_name_or_path, model_patch}) against ``instances`` with the
-    real harness in ``workdir`` (its logs go to ``workdir/logs/run_evaluation/RUN_ID/``). Returns one
+    """Grade ``predictions`` (:class:`~srl_swe.swebench.prediction.Prediction` or records as SWE-bench
+    writes them, read by :func:`~srl_swe.swebench.prediction.read_prediction`) against ``instances`` with
+    the real harness in ``workdir`` (its logs go to ``workdir/logs/run_evaluation/RUN_ID/``). Returns one
     result per prediction, keyed by instance id, and writes them to ``workdir/RUN_ID.results.json``.
     Only a missing Docker daemon raises (:class:`~srl_swe.runtime.base.DockerUnavailableError`)."""
     from srl_swe.runtime.images import docker_client
@@ -156,30 +170,30 @@ def grade_with_harness(predictions: list[dict], instances: list, *, run_id: str,
     workdir.mkdir(parents=True, exist_ok=True)
     by_id = {inst.instance_id: inst for inst in instances}
     results: dict[str, InstanceResult] = {}
-    preds: dict[str, dict] = {}
+    preds: dict[str, Prediction] = {}
     order: dict[str, None] = {}  # result keys in prediction order
-    for n, pred in enumerate(predictions):
-        iid = pred.get("instance_id") if isinstance(pred, Mapping) else None
-        patch = pred.get("model_patch") if isinstance(pred, Mapping) else None
-        if not isinstance(iid, str) or not iid:
-            iid = f"<prediction {n}>"
-            results[iid] = _error(iid, "prediction has no instance_id")
-        elif iid not in by_id:
-            results[iid] = _error(iid, f"unknown instance id: not in the dataset ({len(by_id)} instances); left out "
-                                       "of the harness run, which would abort on it")
-        elif patch is not None and not isinstance(patch, str):
-            results[iid] = _error(iid, f"model_patch must be a string, got {type(patch).__name__}")
+    unknown = (f"unknown instance id: not in the dataset ({len(by_id)} instances); left out of the harness run, "
+               "which would abort on it")
+    for n, record in enumerate(predictions):
+        try:
+            pred = read_prediction(record)
+        except PredictionError as exc:
+            iid = exc.instance_id or f"<prediction {n}>"
+            results[iid] = _error(iid, unknown if exc.instance_id and iid not in by_id else str(exc))
             preds.pop(iid, None)
         else:
-            preds[iid] = {"instance_id": iid, "model_name_or_path": str(pred.get("model_name_or_path") or "None"),
-                          "model_patch": patch or ""}
-            results.pop(iid, None)  # a later prediction for the same id replaces an earlier one, as in the harness
+            iid = pred.instance_id
+            if iid not in by_id:
+                results[iid] = _error(iid, unknown)
+            else:
+                preds[iid] = pred
+                results.pop(iid, None)  # a later prediction for the same id replaces an earlier one, as in the harness
         order[iid] = None
 
     client = client or docker_client()  # one clear error when there is no daemon, rather than one per instance
     records: dict[str, dict] = {}
     for iid, pred in preds.items():
-        if not pred["model_patch"].strip():
+        if not pred.model_patch.strip():
             results[iid] = InstanceResult(iid, "empty_patch")
             continue
         try:
@@ -191,8 +205,8 @@ def grade_with_harness(predictions: list[dict], instances: list, *, run_id: str,
     if records:
         dataset, preds_file = workdir / f"{run_id}.dataset.jsonl", workdir / f"{run_id}.predictions.jsonl"
         dataset.write_text("".join(json.dumps(records[i]) + "\n" for i in records))
-        preds_file.write_text("".join(json.dumps(preds[i]) + "\n" for i in records))
-        log_dirs = {i: workdir / RUN_LOGS / run_id / preds[i]["model_name_or_path"].replace("/", "__") / i
+        preds_file.write_text("".join(json.dumps(preds[i].to_dict(extra=False)) + "\n" for i in records))
+        log_dirs = {i: workdir / RUN_LOGS / run_id / preds[i].model_name_or_path.replace("/", "__") / i
                     for i in records}
         code, harness_log = _run_harness(dataset, preds_file, run_id, workdir, max_workers, timeout,
                                          [d / "report.json" for d in log_dirs.values()], limits)
@@ -227,24 +241,23 @@ def _apply_patch(runtime) -> tuple[bool, str]:
 
 def grade_in_runtime(instance, patch: str | None, runtime: str = "local", *, timeout: float = 1800,
                      **runtime_kwargs) -> InstanceResult:
-    """Grade one patch in a fresh sandbox of ``runtime`` (see :func:`srl_swe.runtime.make_runtime`), with
-    the harness's eval script and swebench's ``get_eval_report``. Per-instance problems become an
+    """Grade one patch in a fresh sandbox of ``runtime`` (see :func:`srl_swe.swebench.runtimes.task_runtime`),
+    with the harness's eval script and swebench's ``get_eval_report``. Per-instance problems become an
     ``error`` result; only a runtime that cannot be created at all raises."""
     from swebench.harness.grading import get_eval_report
     from swebench.harness.utils import make_test_spec
 
-    from srl_swe.runtime import make_runtime
+    from srl_swe.swebench.runtimes import task_runtime
 
     iid = instance.instance_id
     if not (patch or "").strip():
         return InstanceResult(iid, "empty_patch")
-    if runtime == "docker":  # the same room to run tests in as the harness's sandboxed containers
-        runtime_kwargs = {"limits": GRADING_LIMITS, **runtime_kwargs}
+    runtime_kwargs = {**GRADING_RUNTIME_KWARGS.get(runtime, {}), **runtime_kwargs}
     try:
         test_spec = make_test_spec(harness_record(instance))
     except SRLError as exc:
         return _error(iid, str(exc))
-    with make_runtime(runtime, instance, **runtime_kwargs) as rt:
+    with task_runtime(runtime, instance, **runtime_kwargs) as rt:
         rt.write_file(PATCH_PATH, patch if patch.endswith("\n") else patch + "\n")
         applied, apply_log = _apply_patch(rt)
         if not applied:
@@ -255,7 +268,25 @@ def grade_in_runtime(instance, patch: str | None, runtime: str = "local", *, tim
     with tempfile.TemporaryDirectory(prefix="srl-swe-grade-") as tmp:
         log = Path(tmp) / "test_output.txt"
         log.write_text(res.output)
-        pred = {"instance_id": iid, "model_name_or_path": "srl-swe", "model_patch": patch}
+        pred = make_prediction(iid, patch, "srl-swe").to_dict(extra=False)
         report = get_eval_report(test_spec=test_spec, prediction=pred, test_log_path=str(log),
                                  include_tests_status=True)
     return _verdict(iid, report[iid])
+
+
+def grade_patch(instance, prediction: Prediction, *, runtime: str = "docker", grader: str | None = None,
+                workdir: str | Path | None = None, run_prefix: str = "grade") -> InstanceResult:
+    """One prediction's verdict, as an environment's reward needs it: by ``grader`` (default
+    :func:`default_grader` of ``runtime``). ``runtime``: :func:`grade_in_runtime` in a fresh sandbox of
+    ``runtime``. ``harness``: :func:`grade_with_harness` in ``workdir`` (default a new temporary folder
+    ``srl-swe-RUN_PREFIX-*``, kept for its logs) under a fresh run id ``RUN_PREFIX-<12 hex>``, since the
+    harness skips predictions whose run already has a report."""
+    grader = grader or default_grader(runtime)
+    if grader == "runtime":
+        return grade_in_runtime(instance, prediction.model_patch, runtime=runtime)
+    if grader != "harness":
+        raise ValueError(f"grader={grader!r}: choose 'harness' (swebench on Docker) or 'runtime'")
+    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"srl-swe-{run_prefix}-"))
+    results = grade_with_harness([prediction], [instance], run_id=f"{run_prefix}-{uuid.uuid4().hex[:12]}",
+                                 workdir=workdir)
+    return results[instance.instance_id]

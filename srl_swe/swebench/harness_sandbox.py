@@ -115,7 +115,7 @@ def _exec_as(container, sandbox_user, cmd, **kwargs):
 
 def exec_run_with_timeout(container, cmd, timeout: int | None = 60):
     """The harness's function with bounded memory: (output, timed_out, seconds)."""
-    from srl_swe.runtime import OutputBuffer
+    from srl_swe.runtime.output import OutputBuffer
 
     buf, failure, exec_id = OutputBuffer(MAX_TEST_OUTPUT), [], None
 

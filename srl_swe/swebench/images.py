@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from srl_swe.runtime.base import RuntimeError_
+from srl_swe.runtime.base import SandboxError
 from srl_swe.swebench.local_env import cache_dir, prepare_source, prepare_wheelhouse, source_commit
 from srl_swe.swebench.specs import EnvSpec, SpecError, get_spec, image_name
 
@@ -31,7 +31,7 @@ TEMPLATE = "task.Dockerfile.template"
 _PKG = Path(__file__).resolve().parents[1]
 
 
-class ImageBuildError(RuntimeError_):
+class ImageBuildError(SandboxError):
     """``docker build`` of a task image failed; the message names the build log."""
 
 

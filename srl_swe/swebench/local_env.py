@@ -28,7 +28,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srl_swe.runtime.base import REPO_DIR, RuntimeError_
+from srl_swe.runtime.base import REPO_DIR, SandboxError
 from srl_swe.swebench.specs import EnvSpec, spec_for
 
 _WHO = {"NAME": "srl-swe", "EMAIL": "srl-swe@localhost", "DATE": "2000-01-01T00:00:00+0000"}
@@ -64,7 +64,7 @@ def _run(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise RuntimeError_(f"{what}: `{' '.join(cmd)}` failed (exit {proc.returncode}); is PyPI reachable?\n{tail}")
+        raise SandboxError(f"{what}: `{' '.join(cmd)}` failed (exit {proc.returncode}); is PyPI reachable?\n{tail}")
     return proc
 
 
@@ -90,7 +90,7 @@ def download_sdist(spec: EnvSpec, cache: Path | None = None) -> Path:
               f"{spec.package}=={spec.package_version}"], f"downloading the sdist of {spec.package}")
         (got,) = Path(tmp).iterdir()
         if _sha256(got) != spec.sdist_sha256:
-            raise RuntimeError_(f"{got.name}: sha256 {_sha256(got)} differs from the spec's {spec.sdist_sha256}; "
+            raise SandboxError(f"{got.name}: sha256 {_sha256(got)} differs from the spec's {spec.sdist_sha256}; "
                                 "the download is corrupt or not the PyPI file")
         return Path(shutil.move(str(got), folder / got.name))
 

@@ -1,12 +1,15 @@
 """The training configuration: one flat, validated dataclass read from YAML plus ``key=value`` overrides.
 
-Everything here is checked before any model loads (and without importing torch or transformers): an unknown
-key (with the closest valid one suggested), a value of the wrong type, or an impossible combination raises
-:class:`ConfigError`, which names the key, where it came from (the file or ``override``), what was given
-and what is allowed. Defaults are the SRL paper's (arXiv 2510.25992): KL coefficient 0, temperature 1.0,
-8 rollouts per prompt, learning rate 5e-7, max grad norm 1.0, bf16 where supported, dynamic sampling.
+Its keys are srl-swe's own (:class:`SRLKeys`: mode, model, data, dynamic sampling, step evaluation, runtime,
+...) and every argument of TRL's ``GRPOConfig`` / ``SFTConfig``, read from the installed TRL by
+:mod:`srl_swe.train.trl_schema` (so a new TRL option works without an edit here), with TRL's defaults except
+where :data:`srl_swe.train.config_rules.TRL_DEFAULTS` (the SRL paper's, arXiv 2510.25992, and this project's)
+says otherwise. ``trl_kwargs()`` passes on those the mode's TRL class takes.
 
-Paths in ``train_data`` / ``eval_data`` may start with ``shared:``, meaning relative to
+Everything is checked before any model loads (and without importing torch, transformers or TRL): an unknown
+key (with the closest valid one suggested), a value of the wrong type, or an impossible combination raises
+:class:`ConfigError`, which names the key, where it came from (the file or ``override``), what was given and
+what is allowed. Paths in ``train_data`` / ``eval_data`` may start with ``shared:``, meaning relative to
 :func:`srl_swe.paths.shared_data_dir` (``$SRL_SWE_DATA``); they are made absolute when the config is built.
 """
 
@@ -24,15 +27,15 @@ import yaml
 
 from srl_swe.errors import SRLError
 from srl_swe.paths import shared_data_dir
-from srl_swe.steps import DEFAULT_WINDOW
+from srl_swe.tasks import TASKS
 from srl_swe.train.coerce import Mismatch, coerce, describe
-from srl_swe.train.config_rules import RANGES, combination_rules
+from srl_swe.train.config_rules import RANGES, SET_BY_RUN, TRL_DEFAULTS, choice_rules, combination_rules
 from srl_swe.train.exec_env import is_exec_rlvr, names_hub_dataset
+from srl_swe.train.trl_schema import config_fields, load_schema, trl_fields
 
 GRPO_MODES = ("srl", "rlvr", "srl_then_rlvr")
 SHARED_PREFIX = "shared:"
 SHARED_PATH_FIELDS = ("train_data", "eval_data")
-# transformers.SchedulerType values (kept here so validation needs no transformers import)
 _MISSING = object()
 
 
@@ -52,7 +55,9 @@ class ConfigError(SRLError, ValueError):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class SRLKeys:
+    """srl-swe's own keys; :class:`TrainConfig` adds TRL's arguments to them."""
+
     # -- what to train ------------------------------------------------------------------------------------
     mode: Literal["srl", "rlvr", "sft", "srl_then_rlvr"] = "srl"
     model: str | None = None  # hub id, local folder, .gguf file, or an alias such as smollm2-135m-instruct
@@ -74,44 +79,20 @@ class TrainConfig:
     include_thoughts: bool = False
     require_think: bool = True  # False: an output with no <think> block is scored as all action (small models)
     keep: str = "resolved"
-    # -- run ----------------------------------------------------------------------------------------------
-    output_dir: str = "runs/train"
-    seed: int = 0
-    report_to: tuple[str, ...] = ()
-    logging_steps: int = 1
-    save_steps: int = 100
-    save_total_limit: int | None = None
-    eval_steps: int | None = None  # None: no periodic evaluation
+    max_prompt_length: int | None = None  # GRPO: longer prompts are skipped (TRL 1.x has no such argument)
+    # -- run (TRL's keys spelled srl-swe's way) -------------------------------------------------------------
+    report_to: tuple[str, ...] = ()  # TRL's report_to; [] or none: nowhere
+    bf16: bool | Literal["auto"] = "auto"  # auto: bf16 where the device supports it
+    gradient_checkpointing: bool = False  # TRL's default is on (about 20 % slower); renamed in transformers 5.20
+    warmup_ratio: float = 0.0  # a share of the steps (transformers >= 5: passed as warmup_steps)
     eval_max_examples: int | None = None
     step_eval: bool = False  # held-out step reward before and after training (generation: slow on CPU)
     step_eval_samples: int = 2  # sampled outputs per held-out example (besides the greedy one)
-    # -- optimisation -------------------------------------------------------------------------------------
-    learning_rate: float = 5e-7
-    lr_scheduler_type: str = "constant"
-    warmup_ratio: float = 0.0
-    max_grad_norm: float = 1.0
-    per_device_train_batch_size: int = 8  # completions (GRPO) or sequences (SFT) per device per micro-step
-    gradient_accumulation_steps: int = 1
-    max_steps: int = -1  # -1: run num_train_epochs
-    num_train_epochs: float = 1.0
-    bf16: bool | Literal["auto"] = "auto"  # auto: bf16 where the device supports it
-    gradient_checkpointing: bool = False
     # -- GRPO ---------------------------------------------------------------------------------------------
-    beta: float = 0.0  # KL coefficient
-    temperature: float = 1.0
-    top_p: float = 1.0
-    num_generations: int = 8  # rollouts per prompt
-    generation_batch_size: int | None = None  # None: per_device_train_batch_size * gradient_accumulation_steps
-    max_prompt_length: int | None = None
-    max_completion_length: int = 1024
     dynamic_sampling: bool = True
     dynamic_sampling_eps: float = 0.0  # groups whose reward std <= eps are dropped
     dynamic_sampling_max_tries: int = 4
     rlvr_reward: Literal["math", "swe"] | None = None  # None: the task's
-    use_vllm: bool = False
-    vllm_mode: Literal["colocate", "server"] = "colocate"
-    vllm_server_base_url: str | None = None
-    vllm_gpu_memory_utilization: float = 0.3
     # -- RLVR on SWE tasks (task: swe): rollouts use tools in sandboxes (srl_swe.train.exec_env) ----------
     runtime: str = "docker"  # docker | local (srl_swe.runtime.RUNTIMES)
     exec_max_steps: int = 30  # tool-calling rounds per rollout (TRL's max_tool_calling_iterations)
@@ -129,6 +110,10 @@ class TrainConfig:
         return self.mode in GRPO_MODES
 
     @property
+    def trl_class(self) -> str:
+        return "GRPOConfig" if self.is_grpo else "SFTConfig"
+
+    @property
     def reward(self) -> str | None:
         """``srl`` (step similarity), ``math`` / ``swe`` (outcome, RLVR modes) or None (sft)."""
         if self.mode == "srl":
@@ -142,16 +127,18 @@ class TrainConfig:
 
     @property
     def env_id(self) -> str:
-        return "SRL-Math-v0" if self.task == "math" else "SRL-SWE-v0"
+        return TASKS.get(self.task).env_id
 
     @property
     def generation_batch(self) -> int:
-        return self.generation_batch_size or self.per_device_train_batch_size * self.gradient_accumulation_steps
+        """Completions per generation round, as GRPOConfig derives it (on one process)."""
+        steps = getattr(self, "steps_per_generation", None) or self.gradient_accumulation_steps
+        return self.generation_batch_size or self.per_device_train_batch_size * steps
 
     @property
     def step_window(self) -> int | None:
         """``window`` with ``"default"`` resolved: the paper's last 2 pairs for swe, the full prefix for math."""
-        return DEFAULT_WINDOW[self.task] if self.window == "default" else self.window  # type: ignore
+        return TASKS.get(self.task).resolve_window(self.window)
 
     @property
     def has_eval(self) -> bool:
@@ -164,28 +151,27 @@ class TrainConfig:
                 "keep": self.keep}
 
     def trl_kwargs(self) -> dict[str, Any]:
-        """Arguments for trl.GRPOConfig (GRPO modes) or trl.SFTConfig (sft), named as TRL names them.
-
-        bf16 is left out: resolve ``"auto"`` where torch is imported. max_prompt_length is not a TRL 1.x
-        argument either: GRPO examples with longer prompts are skipped by ``srl_swe.train.run.fit_prompts``.
-        SFT's max_length is prompt + completion budget.
-        """
-        keys = ["output_dir", "seed", "learning_rate", "lr_scheduler_type", "max_grad_norm", "logging_steps",
-                "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
-                "save_steps", "save_total_limit", "gradient_checkpointing", "eval_steps"]
-        if self.is_grpo:
-            keys += ["beta", "temperature", "top_p", "num_generations", "generation_batch_size", "use_vllm",
-                     "max_completion_length", "vllm_mode", "vllm_server_base_url", "vllm_gpu_memory_utilization"]
-        kw = {k: getattr(self, k) for k in keys}
+        """Arguments for trl.GRPOConfig (GRPO modes) or trl.SFTConfig (sft): that class's keys not at TRL's
+        default, plus what srl-swe's keys become where the config does not set the TRL key itself (SFT's
+        max_length is the prompt + completion budget). bf16 and gradient_checkpointing are the caller's: it
+        resolves ``"auto"`` with torch, and picks the checkpointing argument's name for its transformers."""
+        theirs = TRL_CLASSES[self.trl_class]
+        kw = {}
+        for key in TRL_KEYS.keys() & theirs.keys():
+            value = getattr(self, key)
+            value = list(value) if isinstance(value, tuple) else value
+            if value != theirs[key].default and not (key in PER_MODE and value is None):
+                kw[key] = value
+        derived: dict[str, Any] = {"report_to": list(self.report_to) or "none", "warmup_steps": self.warmup_ratio,
+                                   "eval_strategy": "steps" if self.eval_steps else "no"}
         if self.exec_rlvr:
-            kw["max_tool_calling_iterations"] = self.exec_max_steps
-        # The caller sets it under the name its transformers knows (activation_checkpointing from 5.20 on).
-        del kw["gradient_checkpointing"]
-        kw.update(warmup_steps=self.warmup_ratio,  # transformers >= 5: a float in [0, 1) is a ratio of the steps
-                  report_to=list(self.report_to) or "none", eval_strategy="steps" if self.eval_steps else "no")
+            derived["max_tool_calling_iterations"] = self.exec_max_steps
         if not self.is_grpo:
-            kw["max_length"] = self.max_prompt_length and self.max_prompt_length + self.max_completion_length
-        return kw
+            derived["max_length"] = self.max_prompt_length and self.max_prompt_length + self.max_completion_length
+        for key, value in derived.items():
+            if key not in TRL_KEYS or getattr(self, key) == DEFAULTS[key]:
+                kw[key] = value
+        return dict(sorted(kw.items()))
 
     # -- checks ---------------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -194,7 +180,8 @@ class TrainConfig:
             value = getattr(self, key)
             if not ok(value):
                 raise ConfigError("TrainConfig", key, "out of range", value, allowed)
-        for keys, ok, problem, allowed in combination_rules(self):
+        for keys, ok, problem, allowed in [*choice_rules(self, CHOICES[self.trl_class], DEFAULTS),
+                                              *combination_rules(self)]:
             if not ok:
                 raise ConfigError("TrainConfig", keys, problem, {k: getattr(self, k) for k in keys}, allowed)
 
@@ -210,19 +197,43 @@ class TrainConfig:
 
     # -- serialisation --------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in dataclasses.fields(self)}
+        """srl-swe's keys, the TRL keys of TRL_DEFAULTS, and every other TRL key not at TRL's default."""
+        values = {name: getattr(self, name) for name in FIELDS}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()
+                if k in OWN or k in TRL_DEFAULTS or v != DEFAULTS[k]}
+
+    def __repr__(self) -> str:  # the 200 TRL keys at TRL's defaults would hide the rest
+        return f"TrainConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
     def dump_yaml(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
-        path.write_text("# the resolved srl-swe training config of this run\n" + text, encoding="utf-8")
+        path.write_text(f"# the resolved srl-swe training config of this run; every TRL argument not listed has "
+                        f"the default of trl {TRL_VERSION}\n" + text, encoding="utf-8")
         return path
 
 
+# -- TRL's arguments as fields ----------------------------------------------------------------------------
+_SCHEMA = load_schema()
+TRL_VERSION: str = _SCHEMA["trl"]
+TRL_CLASSES = trl_fields(_SCHEMA)
+OWN = {f.name for f in dataclasses.fields(SRLKeys)}
+# srl-swe's keys (and its properties and methods) hide a TRL argument of the same name; where a range rule
+# below refuses null, so does the type (an integer where TRL also takes null: "wrong type", as for our keys)
+TRL_KEYS, PER_MODE, _SPECS = config_fields(
+    TRL_CLASSES, TRL_DEFAULTS, hidden=lambda k: k in SET_BY_RUN or hasattr(SRLKeys, k) or k in OWN,
+    not_null=lambda k: k in RANGES and not RANGES[k][0](None), required=(TRL_DEFAULTS.keys() | RANGES.keys()) - OWN)
+TrainConfig = dataclasses.make_dataclass("TrainConfig", _SPECS, bases=(SRLKeys,), frozen=True, repr=False)
+TrainConfig.__module__ = __name__
+TrainConfig.__doc__ = "srl-swe's keys (SRLKeys) and TRL's GRPOConfig / SFTConfig arguments, coerced and validated."
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-_TYPES = get_type_hints(TrainConfig)
+_TYPES = {**get_type_hints(SRLKeys), **{name: tp for name, tp, _ in _SPECS}}
+DEFAULTS = {name: coerce(_TYPES[name], f.default_factory() if f.default is dataclasses.MISSING else f.default)
+            for name, f in FIELDS.items()}
+# per TRL class: SFTConfig's loss_type has choices, GRPOConfig's is any string
+CHOICES = {cls: {k: f.choices for k, f in fs.items() if f.choices and k in TRL_KEYS} for cls, fs in TRL_CLASSES.items()}
+
 
 def _coerce_field(key: str, value: Any, source: str) -> Any:
     try:
@@ -236,10 +247,13 @@ def _coerce_field(key: str, value: Any, source: str) -> Any:
 
 # -- loading ----------------------------------------------------------------------------------------------
 def _check_key(key: Any, source: str) -> None:
+    if key in SET_BY_RUN:
+        raise ConfigError(source, str(key), f"set by srl-swe, not by a config: {SET_BY_RUN[key]}")
     if key not in FIELDS:
         near = difflib.get_close_matches(str(key), list(FIELDS), n=1)
         problem = f"unknown key; did you mean {near[0]!r}?" if near else "unknown key"
-        raise ConfigError(source, str(key), problem, allowed=None if near else "one of " + ", ".join(FIELDS))
+        listed = ", ".join([*OWN, *TRL_DEFAULTS]) + f", or any argument of TRL {TRL_VERSION}'s GRPOConfig / SFTConfig"
+        raise ConfigError(source, str(key), problem, allowed=None if near else "one of " + listed)
 
 
 def _build(values: dict[str, Any], origins: dict[str, str], source: str) -> TrainConfig:

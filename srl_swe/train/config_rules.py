@@ -1,8 +1,14 @@
-"""The training config's value ranges and cross-field rules, checked by ``TrainConfig.validate`` before any
-model loads. Each rule is ``(keys, ok, problem, allowed)`` so the error names every key involved."""
+"""srl-swe's choices over the training config's keys: its defaults for TRL's arguments, and the value ranges
+and cross-field rules checked by ``TrainConfig.validate`` before any model loads. Each rule is ``(keys, ok,
+problem, allowed)`` so the error names every key involved.
+
+Choices of TRL's own arguments (``lr_scheduler_type``, ``optim``, ...) are not listed here: they come with
+TRL's fields (:mod:`srl_swe.train.trl_schema`). The ranges of TRL arguments below are srl-swe's: TRL checks
+most of them late (when the trainer is built, after the model has loaded) or not at all."""
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -13,49 +19,85 @@ from srl_swe.trajectories import KEEP_CHOICES
 if TYPE_CHECKING:
     from srl_swe.train.config import TrainConfig
 
-SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
-              "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
-              "warmup_stable_decay")
 
-_pos = (lambda v: v > 0, "a number > 0")
-_ge1 = (lambda v: v >= 1, "an integer >= 1")
-_ge1_or_none = (lambda v: v is None or v >= 1, "null or an integer >= 1")
+_Rule = tuple[tuple[str, ...], bool, str, "str | None"]
+# srl-swe's defaults for TRL's arguments; every other one keeps the default of the mode's TRL class.
+TRL_DEFAULTS: dict[str, Any] = {
+    # the paper's
+    "learning_rate": 5e-7, "beta": 0.0, "temperature": 1.0, "num_generations": 8, "max_grad_norm": 1.0,
+    # this project's (small runs save and log often; completions are tool calls with a thought)
+    "lr_scheduler_type": "constant", "num_train_epochs": 1.0, "max_completion_length": 1024, "seed": 0,
+    "output_dir": "runs/train", "logging_steps": 1, "save_steps": 100, "scale_rewards": "group",
+    "log_completions": False,
+    "max_length": None,  # sft: null means max_prompt_length + max_completion_length (see trl_kwargs)
+}
+# TRL arguments srl_swe.train.run sets itself: refused in a config, saying why
+SET_BY_RUN = {"reward_weights": "the reward weights follow the mode", "use_cpu": "the GPU is used when there is one",
+              "activation_checkpointing": "set gradient_checkpointing (srl-swe passes it under TRL's name)"}
+
+
+def _num(ok: Any, allowed: str) -> tuple[Any, str]:
+    """A rule for a number (a TRL type may also admit null, which such a rule refuses)."""
+    return (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and ok(v)), allowed
+
+
+_pos = _num(lambda v: v > 0, "a number > 0")
+_ge1 = _num(lambda v: v >= 1 and v == int(v), "an integer >= 1")  # TRL types some step counts as float
+_ge1_or_none = (lambda v: v is None or _ge1[0](v), "null or an integer >= 1")
 RANGES: dict[str, tuple[Any, str]] = {
     "learning_rate": _pos, "temperature": _pos, "num_train_epochs": _pos, "lora_alpha": _pos,
-    "max_grad_norm": (lambda v: v >= 0, "a number >= 0 (0 disables clipping)"),
-    "beta": (lambda v: v >= 0, "a number >= 0 (the paper uses 0)"),
-    "dynamic_sampling_eps": (lambda v: v >= 0, "a number >= 0"),
-    "top_p": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    "eval_fraction": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "warmup_ratio": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "lora_dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "vllm_gpu_memory_utilization": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "max_grad_norm": _num(lambda v: v >= 0, "a number >= 0 (0 disables clipping)"),
+    "beta": _num(lambda v: v >= 0, "a number >= 0 (the paper uses 0)"),
+    "dynamic_sampling_eps": _num(lambda v: v >= 0, "a number >= 0"),
+    "top_p": _num(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "eval_fraction": _num(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "warmup_ratio": _num(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "lora_dropout": _num(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "vllm_gpu_memory_utilization": _num(lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "window": (lambda v: v is None or v == "default" or v >= 0, "null (full prefix), 'default' or an integer >= 0"),
-    "max_observation_chars": (lambda v: v >= 64, "an integer >= 64"),
-    "max_steps": (lambda v: v == -1 or v >= 1, "-1 (use num_train_epochs) or an integer >= 1"),
-    "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "max_observation_chars": _num(lambda v: v >= 64, "an integer >= 64"),
+    "max_steps": _num(lambda v: v == -1 or v >= 1, "-1 (use num_train_epochs) or an integer >= 1"),
+    "seed": _num(lambda v: v >= 0, "an integer >= 0"),
     "syntax": (lambda v: v is None or v in SYNTAXES, f"null or one of {sorted(SYNTAXES)}"),
     "keep": (lambda v: v in KEEP_CHOICES, f"one of {list(KEEP_CHOICES)}"),
-    "lr_scheduler_type": (lambda v: v in SCHEDULERS, f"one of {list(SCHEDULERS)}"),
     "model": (lambda v: v is None or v.strip() != "", "a hub id, a local path, a .gguf file or an alias"),
+    # TRL types vllm_mode as a plain str and reads it only when the trainer starts vLLM; these are the two
+    # modes srl-swe's rules (and configs) are written for.
+    "vllm_mode": (lambda v: v in ("colocate", "server"), "'colocate' or 'server'"),
     "vllm_server_base_url": (lambda v: v is None or v.startswith(("http://", "https://")), "an http(s):// URL"),
     **{k: _ge1 for k in ("lora_r", "per_device_train_batch_size", "gradient_accumulation_steps", "num_generations",
                          "max_completion_length", "logging_steps", "save_steps", "dynamic_sampling_max_tries",
                          "exec_max_steps", "exec_grading_workers")},
-    "step_eval_samples": (lambda v: v >= 0, "an integer >= 0 (0: greedy only)"),
+    "step_eval_samples": _num(lambda v: v >= 0, "an integer >= 0 (0: greedy only)"),
     "exec_command_timeout": (lambda v: v is None or v > 0, "null or a number > 0"),
     **{k: _ge1_or_none for k in ("generation_batch_size", "max_prompt_length", "save_total_limit", "eval_steps",
                                  "eval_max_examples")},
 }
 
 
-def combination_rules(c: TrainConfig) -> list[tuple[tuple[str, ...], bool, str, str | None]]:
+def choice_rules(c: TrainConfig, choices: dict[str, tuple[Any, ...]], defaults: dict[str, Any]) -> list[_Rule]:
+    """A rule for each TRL argument whose value is not among TRL's choices (an enum's values, such as
+    transformers' SchedulerType for lr_scheduler_type, or HfArgumentParser's ``choices``): null and the
+    default pass (TRL decides about those)."""
+    rules = []
+    for key, allowed in choices.items():
+        v = getattr(c, key)
+        if v is not None and v != defaults[key] and v not in allowed:
+            near = difflib.get_close_matches(str(v), [str(a) for a in allowed], n=1)
+            rules.append(((key,), False, "out of range" + (f"; did you mean {near[0]!r}?" if near else ""),
+                          f"one of {list(allowed)}"))
+    return rules
+
+
+def combination_rules(c: TrainConfig) -> list[_Rule]:
     """(keys, ok, problem, allowed) for every cross-field rule, in the order they are reported."""
     g = c.num_generations
-    batch_keys = ("generation_batch_size",) if c.generation_batch_size else (
-        "per_device_train_batch_size", "gradient_accumulation_steps")
+    spg = "steps_per_generation" if getattr(c, "steps_per_generation", None) else "gradient_accumulation_steps"
+    batch_keys = ("generation_batch_size",) if c.generation_batch_size else ("per_device_train_batch_size", spg)
     return [
         (("model",), c.model is not None, "required", "model=HUB_ID|PATH|FILE.gguf|ALIAS"),
+        # GRPOConfig.__post_init__ checks the group sizes too, but only once the trainer is built (after the
+        # model has loaded) and in its own terms; checked here first so the error names these keys and a fix.
         (("mode", "num_generations"), not c.is_grpo or g >= 2,
          "GRPO needs at least 2 rollouts per prompt to compute group advantages", "num_generations >= 2"),
         ((*batch_keys, "num_generations"), not c.is_grpo or c.generation_batch % g == 0,
@@ -80,6 +122,8 @@ def combination_rules(c: TrainConfig) -> list[tuple[tuple[str, ...], bool, str, 
         (("use_vllm", "vllm_mode", "vllm_server_base_url"),
          not (c.use_vllm and c.vllm_mode == "server" and not c.vllm_server_base_url),
          "vllm_mode=server needs the server's URL", "vllm_server_base_url=http://HOST:8000, or vllm_mode=colocate"),
+        (("warmup_ratio", "warmup_steps"), not (c.warmup_ratio and getattr(c, "warmup_steps", 0)),
+         "give the warmup once", "warmup_ratio=R (a share of the steps) or warmup_steps=N"),
         (("eval_data", "eval_fraction"), c.eval_data is None or c.eval_fraction == 0,
          "held-out examples come from eval_data or from an eval_fraction split, not both", None),
         (("eval_steps", "eval_data", "eval_fraction"), c.eval_steps is None or c.has_eval,

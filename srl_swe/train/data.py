@@ -1,8 +1,8 @@
 """Training and held-out datasets for every mode, built from the same loaders and prompts as the envs.
 
-* ``srl``: one row per expert step: ``prompt`` (chat messages, TRL's conversational format),
-  ``expert_action`` and ``syntax``, which :class:`srl_swe.rewards.SRLReward` scores through the
-  environments' own scoring path.
+* ``srl``: one row per expert step (:func:`srl_swe.dataset.step_rows`, the rows ``srl-swe data build``
+  writes): ``prompt`` (chat messages, TRL's conversational format), ``expert_action`` and ``syntax``, which
+  :class:`srl_swe.rewards.SRLReward` scores through the environments' own scoring path.
 * ``sft``: the same prompts with the expert's step as the completion, written in the format the SRL
   policy must produce (``<think>`` with the expert's own reasoning, then the action).
 * ``rlvr`` (math): one row per problem with the reference ``answer`` for the outcome reward.
@@ -18,16 +18,18 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from srl_swe.dataset import step_rows
+from srl_swe.eval.math import build_messages
 from srl_swe.paths import bundled
 from srl_swe.schema import Trajectory
-from srl_swe.steps import PromptBuilder, StepConfig
+from srl_swe.steps import StepConfig
 from srl_swe.trajectories import load_trajectories
 
 
 def step_config(cfg: Any) -> StepConfig:
-    syntax = "text" if cfg.task == "math" else (cfg.syntax or "xml")
-    return StepConfig(syntax=syntax, window=cfg.step_window, max_observation_chars=cfg.max_observation_chars,
-                      include_thoughts=cfg.include_thoughts)
+    """The step examples' config of a training config (the task kind's syntax unless ``syntax`` is set)."""
+    return StepConfig.for_task(cfg.task, cfg.syntax, cfg.step_window, max_observation_chars=cfg.max_observation_chars,
+                               include_thoughts=cfg.include_thoughts)
 
 
 def _held_out(task_id: str, fraction: float) -> bool:
@@ -63,25 +65,7 @@ def swe_split(cfg: Any) -> tuple[list[Any], list[Any]]:
     return [i for i in instances if i.instance_id not in out], [i for i in instances if i.instance_id in out]
 
 
-def step_rows(trajs: list[Trajectory], scfg: StepConfig, with_completion: bool = False) -> list[dict[str, Any]]:
-    builder = PromptBuilder(trajs, scfg)
-    rows = []
-    for i, t in enumerate(trajs):
-        for k, step in enumerate(t.steps):
-            ex = builder.example(i, k)
-            row = {"prompt": ex.chat(), "expert_action": ex.expert_action, "syntax": ex.syntax,
-                   "example_id": ex.example_id, "task_id": ex.task_id, "answer": ex.answer or ""}
-            if with_completion:
-                thought = step.thought or "I take the next step."
-                text = f"<think>\n{thought}\n</think>\n{ex.expert_action}"
-                row["completion"] = [{"role": "assistant", "content": text}]
-            rows.append(row)
-    return rows
-
-
 def problem_rows(trajs: list[Trajectory]) -> list[dict[str, Any]]:
-    from srl_swe.eval.math import build_messages
-
     return [{"prompt": build_messages(t.task.problem_statement), "answer": t.task.answer or "",
              "task_id": t.id} for t in trajs if t.task.answer]
 

@@ -16,7 +16,7 @@ The tool calls are the model's native format (Qwen: ``<tool_call>{json}</tool_ca
 syntax), so a policy SRL-trained with ``syntax="qwen"`` continues here on the calls it learned; the xml
 syntax would need a custom ``rollout_func`` instead. The tokenizer's chat template must render tools
 (TRL checks it) and be one TRL can parse tool calls from (Qwen2.5/Qwen3, Llama 3.1, ...):
-:func:`tool_calling_tokenizer` makes it so for ChatML models.
+:func:`srl_swe.models.templates.tool_calling_tokenizer` makes it so for ChatML models.
 
 ``srl-swe train`` with ``mode: rlvr`` (or ``srl_then_rlvr``) and ``task: swe`` goes through here: the config
 keys ``runtime``, ``exec_max_steps``, ``exec_command_timeout`` and ``exec_grading_workers`` are checked by
@@ -35,7 +35,11 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from srl_swe.runtime import RUNTIMES
 from srl_swe.schema import ToolCall
+from srl_swe.swebench.grading import InstanceResult, default_grader, grade_patch
+from srl_swe.swebench.prediction import make_prediction
+from srl_swe.swebench.runtimes import task_runtime
 from srl_swe.tools import ToolBox
 
 _RESULTS_LOCK = threading.Lock()  # rollouts graded in parallel append to one results file
@@ -71,7 +75,7 @@ class SWEToolEnv:
                  workdir: str | None = None, results_path: str | Path | None = None,
                  grading_pool: Executor | None = None):
         self._instances, self._runtime_name = instances, runtime
-        self._grader = grader or ("harness" if runtime == "docker" else "runtime")
+        self._grader = grader or default_grader(runtime)
         self._timeout, self._runtime_kwargs, self._workdir = command_timeout, dict(runtime_kwargs or {}), workdir
         # One JSON line per graded rollout: TRL logs only the batch mean, this says which task got what and why.
         self._results_path = Path(results_path) if results_path is not None else None
@@ -84,15 +88,13 @@ class SWEToolEnv:
         self.last_grade: Any = None
 
     def reset(self, instance_id: str, **example: Any) -> str | None:
-        from srl_swe.runtime import make_runtime
-
         if instance_id not in self._instances:
             raise KeyError(f"instance_id {instance_id!r} is not among the {len(self._instances)} tasks given to "
                            "exec_environment_factory")
         self._close()
         self._instance, self._patch, self.last_grade = self._instances[instance_id], None, None
         self._calls, self._started, self._pending = 0, time.monotonic(), None
-        self._runtime = make_runtime(self._runtime_name, self._instance, **self._runtime_kwargs)
+        self._runtime = task_runtime(self._runtime_name, self._instance, **self._runtime_kwargs)
         self._box = ToolBox(self._runtime, timeout=self._timeout)
         return None  # the row's prompt already holds the task
 
@@ -178,21 +180,10 @@ class SWEToolEnv:
             self._patch = out.patch or ""
         return out.observation
 
-    def _grade(self, instance: Any, patch: str) -> Any:
-        if self._grader == "runtime":
-            from srl_swe.swebench.grading import grade_in_runtime
-
-            return grade_in_runtime(instance, patch, runtime=self._runtime_name)
-        import tempfile
-        import uuid
-
-        from srl_swe.swebench.grading import grade_with_harness
-
-        prediction = {"instance_id": instance.instance_id, "model_name_or_path": "srl-swe-rlvr", "model_patch": patch}
-        workdir = Path(self._workdir or tempfile.mkdtemp(prefix="srl-swe-rlvr-"))
-        results = grade_with_harness([prediction], [instance], run_id=f"rlvr-{uuid.uuid4().hex[:12]}",
-                                     workdir=workdir)
-        return results[instance.instance_id]
+    def _grade(self, instance: Any, patch: str) -> InstanceResult:
+        prediction = make_prediction(instance.instance_id, patch, "srl-swe-rlvr")
+        return grade_patch(instance, prediction, runtime=self._runtime_name, grader=self._grader,
+                           workdir=self._workdir, run_prefix="rlvr")
 
     def _close(self) -> None:
         if self._runtime is not None:
@@ -220,9 +211,7 @@ def names_hub_dataset(source: str) -> bool:
 
 def exec_config_rules(c: Any) -> list[_Rule]:
     """``(keys, ok, problem, allowed)`` rules for :mod:`srl_swe.train.config`, checked before any model loads."""
-    from srl_swe.runtime import RUNTIMES
-
-    near = difflib.get_close_matches(str(c.runtime), list(RUNTIMES), n=1)
+    near = difflib.get_close_matches(str(c.runtime), RUNTIMES.names(), n=1)
     on = is_exec_rlvr(c)
     return [
         (("runtime",), c.runtime in RUNTIMES, "unknown runtime" + (f"; did you mean {near[0]!r}?" if near else ""),
@@ -239,30 +228,3 @@ def exec_config_rules(c: Any) -> list[_Rule]:
          "step_eval=false (measure the trained model with `srl-swe eval swebench`)"),
     ]
 
-
-def tool_calling_tokenizer(tokenizer: Any) -> Any:
-    """``tokenizer`` made able to render tool schemas and parse tool calls, as ``environment_factory`` needs.
-
-    A chat template TRL knows (Qwen2.5/Qwen3, Llama 3.1, ...) is kept as it is. A ChatML tokenizer whose
-    template renders no tools (SmolLM2, the tiny test model of :mod:`srl_swe.train.tiny`) gets TRL's copy of
-    Qwen2.5's template: ChatML plus ``<tool_call>{json}</tool_call>``, which is the ``qwen`` action syntax, so
-    the trained model writes exactly what an SRL policy trained with ``syntax=qwen`` writes. The final model is
-    saved with that template. Any other tokenizer raises, saying what to do.
-    """
-    from trl.chat_template_utils import add_response_schema, qwen2_5_chat_template, supports_tool_calling
-
-    if supports_tool_calling(tokenizer):
-        if getattr(tokenizer, "response_template", None) or getattr(tokenizer, "response_schema", None):
-            return tokenizer
-        try:
-            return add_response_schema(tokenizer)
-        except ValueError:
-            pass  # renders tools, but TRL cannot parse this model's calls back: Qwen2.5's template if ChatML
-    vocab = tokenizer.get_vocab()
-    if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
-        tokenizer.chat_template = qwen2_5_chat_template
-        return add_response_schema(tokenizer)
-    raise ValueError("RLVR on SWE tasks needs a chat template that renders tools and whose tool calls TRL can "
-                     "parse (Qwen2.5/Qwen3, Llama 3.1, ... see trl.chat_template_utils.add_response_schema), or a "
-                     "ChatML tokenizer (<|im_start|>/<|im_end|>); this tokenizer has neither: use such a model, "
-                     "or set tokenizer.response_template and a tool-calling chat_template on it")

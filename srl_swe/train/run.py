@@ -27,6 +27,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from srl_swe.models.generation import TransformersGenerator
+from srl_swe.models.loading import load_model_and_tokenizer
+from srl_swe.models.templates import tool_calling_tokenizer
 from srl_swe.rewards import SRLReward, completion_text, format_violation
 from srl_swe.train.checkpoints import (
     COMPLETE,
@@ -106,8 +109,7 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
 
     from srl_swe.train.data import build_datasets
     from srl_swe.train.grpo import SRLGRPOTrainer
-    from srl_swe.train.models import load_model_and_tokenizer
-    from srl_swe.train.outcome import OUTCOME_REWARDS
+    from srl_swe.train.outcome import outcome_reward
 
     train_ds, eval_ds = build_datasets(cfg, mode)
     model, tokenizer = load_model_and_tokenizer(model_spec, dtype=cfg.dtype, lora=_lora(cfg))
@@ -131,16 +133,14 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
         reward_funcs = [SRLReward(require_think=cfg.require_think), FormatRate(cfg.require_think)]
         weights = [1.0, 0.0]
     elif cfg.reward == "swe":
-        from srl_swe.train.exec_env import tool_calling_tokenizer
-
         # The environment owns the reward: TRL adds SWEToolEnv.get_reward as a reward column of weight 1
         # (logged as rewards/SWEToolEnv/mean), which dynamic sampling filters on like any other reward.
         reward_funcs, weights = [], None
         tokenizer = tool_calling_tokenizer(tokenizer)
         extra["environment_factory"] = _exec_environment_factory(cfg, run_dir)
     else:
-        reward_funcs, weights = [OUTCOME_REWARDS[cfg.reward]()], [1.0]
-    args = GRPOConfig(**kw, reward_weights=weights, scale_rewards="group", log_completions=False)
+        reward_funcs, weights = [outcome_reward(cfg.reward)], [1.0]
+    args = GRPOConfig(**kw, reward_weights=weights)  # scale_rewards, log_completions: config.TRL_DEFAULTS
     return SRLGRPOTrainer(
         model=model, args=args, reward_funcs=reward_funcs, train_dataset=train_ds, eval_dataset=eval_ds,
         processing_class=tokenizer, callbacks=callbacks, **extra,
@@ -220,7 +220,6 @@ def train_stage(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path, res
 
 def step_eval(cfg: TrainConfig, model_spec: str, out_dir: Path) -> dict[str, Any]:
     """Held-out step reward and format-violation rate of ``model_spec`` (greedy + sampled), as `eval steps`."""
-    from srl_swe.eval.generation import TransformersGenerator
     from srl_swe.eval.steps import evaluate_steps
     from srl_swe.train.data import held_out_steps
 

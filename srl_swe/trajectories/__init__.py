@@ -1,4 +1,4 @@
-"""Trajectory schema and loaders.
+"""Trajectory loaders: one module per source format, registered in :data:`FORMATS`.
 
 :func:`load_trajectories` takes a file or a directory, detects each file's format from its content,
 attaches SWE-bench outcomes from report files it finds, and keeps (by default) only resolved
@@ -12,24 +12,45 @@ regular (a FIFO, a device, a dangling link: refused by type, never opened) and f
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from srl_swe.errors import TrajectoryFormatError
-from srl_swe.trajectories.chat import load_chat_record, load_mini_swe_agent
+from srl_swe.registry import Registry
+from srl_swe.schema import Trajectory
 from srl_swe.trajectories.io import iter_jsonl, read_json
-from srl_swe.trajectories.math import is_math_record, load_math_record
 from srl_swe.trajectories.reports import is_report_path, read_report, reports_near
-from srl_swe.schema import Step, Task, ToolCall, Trajectory
-from srl_swe.trajectories.sweagent import load_swe_agent
 
-__all__ = ["LoadResult", "Skipped", "Step", "Task", "ToolCall", "Trajectory", "load_file", "load_trajectories"]
+__all__ = ["FORMATS", "KEEP_CHOICES", "SUFFIXES", "LoadResult", "Skipped", "TrajectoryFormat", "load_file",
+           "load_trajectories"]
 
 Keep = Literal["resolved", "resolved_or_unknown", "all"]
 KEEP_CHOICES = ("resolved", "resolved_or_unknown", "all")
 SUFFIXES = (".json", ".jsonl", ".traj")
+
+
+class TrajectoryFormat(Protocol):
+    """What a format module defines (:mod:`~srl_swe.trajectories.chat`, ``math``, ``sweagent``, ...)."""
+
+    RECORDS: bool  # True: one record of a JSONL file or JSON list (or a whole JSON file); False: a whole file only
+    EXPECTED: str  # what the format looks like, for the error when no format matches
+
+    def detect(self, obj: Any) -> bool: ...
+
+    def load(self, obj: Any, source: str, record: str | int | None, default_id: str) -> Trajectory: ...
+
+
+#: The trajectory formats in detection order: a file (or record) is read by the first whose ``detect`` accepts
+#: it, so a format that is a special case of another comes first (a mini-swe-agent file holds "messages", as a
+#: chat record does). A new format is one module with the four names of TrajectoryFormat plus one line here.
+FORMATS: Registry[TrajectoryFormat] = Registry("trajectory format", {
+    "mini-swe-agent": "srl_swe.trajectories.minisweagent",
+    "swe-agent": "srl_swe.trajectories.sweagent",
+    "chat": "srl_swe.trajectories.chat",
+    "math": "srl_swe.trajectories.math",
+})
 
 
 @dataclass(frozen=True)
@@ -72,35 +93,40 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def _load_record(obj: Any, source: str, index: str | int, default_id: str) -> Trajectory:
-    if isinstance(obj, dict) and "messages" in obj:
-        return load_chat_record(obj, source, index, default_id)
-    if is_math_record(obj):
-        return load_math_record(obj, source, index, default_id)
-    raise TrajectoryFormatError(
-        source, 'a chat record with "messages" or a math record ({question, answer} / {problem, steps} / '
-        "{problem, solution})", index, got=f"fields {sorted(obj)[:8]}" if isinstance(obj, dict) else type(obj).__name__,
-    )
+def _fields(obj: Any) -> str:
+    return f"fields {sorted(obj)[:8]}" if isinstance(obj, dict) else type(obj).__name__
+
+
+def _load_record(obj: Any, source: str, index: str | int, default_id: str,
+                 formats: Sequence[TrajectoryFormat]) -> Trajectory:
+    fmt = next((f for f in formats if f.detect(obj)), None)
+    if fmt is None:
+        raise TrajectoryFormatError(source, " or ".join(f.EXPECTED for f in formats), index, got=_fields(obj))
+    return fmt.load(obj, source, index, default_id)
 
 
 def load_file(path: str | Path) -> tuple[list[Trajectory], list[Skipped]]:
-    """Every trajectory in one file; record-level problems of a multi-record file are returned as skipped."""
+    """Every trajectory in one file; record-level problems of a multi-record file are returned as skipped.
+
+    A JSONL file or a JSON list holds records (chat, math); a JSON object is one trajectory in any format."""
     path = Path(path)
     source, stem = str(path), _stem(path)
+    formats = [fmt for _, fmt in FORMATS.items()]
+    record_formats = [f for f in formats if f.RECORDS]
     trajs: list[Trajectory] = []
     skipped: list[Skipped] = []
     if path.suffix == ".jsonl":
         records: Iterable[tuple[Any, Any]] = iter_jsonl(path)
     else:
         obj = read_json(path)
-        if isinstance(obj, dict) and str(obj.get("trajectory_format", "")).startswith("mini-swe-agent"):
-            return [load_mini_swe_agent(obj, source, stem)], []
-        if isinstance(obj, dict) and ("trajectory" in obj or ("history" in obj and "messages" not in obj)):
-            return [load_swe_agent(obj, source, stem)], []
-        if isinstance(obj, dict) and "messages" in obj and isinstance(obj.get("info"), dict):
-            return [load_mini_swe_agent(obj, source, stem)], []
         if isinstance(obj, dict):
-            return [_load_record(obj, source, "0", stem)], []
+            fmt = next((f for f in formats if f.detect(obj)), None)
+            if fmt is None:
+                whole = " or ".join(f.EXPECTED for f in formats if not f.RECORDS)
+                expected = " or ".join(f.EXPECTED for f in record_formats) + f", or as a whole file {whole}"
+                raise TrajectoryFormatError(source, expected, "0", got=_fields(obj))
+            # A record format names the file's one record "0", as in a one-element list; a whole file has none.
+            return [fmt.load(obj, source, "0" if fmt.RECORDS else None, stem)], []
         if not isinstance(obj, list):
             raise TrajectoryFormatError(source, "a JSON object or list of records", got=type(obj).__name__)
         records = enumerate(obj)
@@ -109,7 +135,7 @@ def load_file(path: str | Path) -> tuple[list[Trajectory], list[Skipped]]:
         try:
             if isinstance(obj, TrajectoryFormatError):
                 raise obj
-            trajs.append(_load_record(obj, source, label, f"{stem}-{index}"))
+            trajs.append(_load_record(obj, source, label, f"{stem}-{index}", record_formats))
         except TrajectoryFormatError as e:
             skipped.append(Skipped(source, label, str(e)))
     if not trajs and skipped:

@@ -1,10 +1,14 @@
-"""Chat transcripts -> trajectories: SWE-smith XML JSONL, OpenAI ``tool_calls`` JSONL, mini-swe-agent.
+"""The chat-record format (SWE-smith XML JSONL, OpenAI ``tool_calls`` JSONL) and the message walker.
 
-All three are a list of chat messages: a system prompt, a task message, then assistant turns that
-each hold one action and user/tool turns that hold its observation. :func:`walk_messages` is the
-one walker; the formats differ only in where the action is (``tool_calls`` or text in some syntax).
-Assistant turns with no parseable action (an agent's format error) are skipped together with the
-environment's complaint that follows them, and counted, because they are not expert actions.
+A chat transcript is a list of messages: a system prompt, a task message, then assistant turns that each
+hold one action and user/tool turns that hold its observation. :func:`walk_messages` is the one walker (the
+mini-swe-agent and SWE-agent formats use it too); transcripts differ only in where the action is
+(``tool_calls`` or text in some syntax). Assistant turns with no parseable action (an agent's format error)
+are skipped together with the environment's complaint that follows them, and counted, because they are not
+expert actions.
+
+As a trajectory format (see :data:`srl_swe.trajectories.FORMATS`): a record ``{"messages": [...],
+"instance_id"?, "resolved"?, ...}``, one per JSONL line, in a JSON list, or a whole JSON file.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from typing import Any
 
 from srl_swe.actions import extract_action, get_syntax, tool_call_from_json
 from srl_swe.errors import ActionParseError, TrajectoryFormatError
-from srl_swe.trajectories.io import message_text, problem_from_task_message, require
 from srl_swe.schema import Step, Task, ToolCall, Trajectory
+from srl_swe.trajectories.io import message_text, problem_from_task_message, require
 
 _OBS_PREFIX = re.compile(r"\AOBSERVATION:\s*\n?")
 _THOUGHT_PREFIX = re.compile(r"\ATHOUGHT:\s*")
@@ -147,7 +151,8 @@ def walk_messages(messages: Any, source: str, record: str | int | None, syntax: 
     return Walked(task_message, system, done, format_errors, syntax)
 
 
-def _trajectory(walked: Walked, record: dict, source: str, fmt: str, default_id: str) -> Trajectory:
+def swe_trajectory(walked: Walked, record: dict, source: str, fmt: str, default_id: str) -> Trajectory:
+    """The trajectory of a walked SWE transcript; ``record`` holds its instance_id, resolved, submission, ..."""
     if not walked.steps:
         raise TrajectoryFormatError(source, "at least one action", record.get("instance_id", default_id),
                                     got=f"0 actions ({walked.format_errors} malformed assistant turns)")
@@ -164,22 +169,17 @@ def _trajectory(walked: Walked, record: dict, source: str, fmt: str, default_id:
                       resolved if isinstance(resolved, bool) else None, record.get("submission"), meta)
 
 
-def load_chat_record(record: Any, source: str, index: str | int, default_id: str) -> Trajectory:
-    """One JSONL record ``{"messages": [...], "instance_id"?, "resolved"?, ...}``."""
+RECORDS = True  # a record of a JSONL file or JSON list, or a whole JSON file
+EXPECTED = 'a chat record with "messages"'
+
+
+def detect(obj: Any) -> bool:
+    return isinstance(obj, dict) and "messages" in obj
+
+
+def load(record: Any, source: str, index: str | int | None, default_id: str) -> Trajectory:
+    """One record ``{"messages": [...], "instance_id"?, "resolved"?, ...}``."""
     messages = require(record, "messages", list, source, index)
     walked = walk_messages(messages, source, index)
     fmt = {"xml": "swe-smith-chat", "tool_calls": "openai-chat"}.get(walked.syntax, f"{walked.syntax}-chat")
-    return _trajectory(walked, record, source, fmt, default_id)
-
-
-def load_mini_swe_agent(obj: Any, source: str, default_id: str) -> Trajectory:
-    """A mini-swe-agent ``.traj.json`` (``trajectory_format: mini-swe-agent-1``)."""
-    messages = require(obj, "messages", list, source, None)
-    walked = walk_messages(messages, source, None, syntax=None if _has_tool_calls(messages) else "bash")
-    info = obj.get("info") if isinstance(obj.get("info"), dict) else {}
-    record = {"instance_id": obj.get("instance_id"), "submission": info.get("submission")}
-    return _trajectory(walked, record, source, "mini-swe-agent", default_id)
-
-
-def _has_tool_calls(messages: list[Any]) -> bool:
-    return any(isinstance(m, dict) and m.get("tool_calls") for m in messages)
+    return swe_trajectory(walked, record, source, fmt, default_id)

@@ -1,4 +1,4 @@
-"""Math solutions -> step trajectories (the SRL paper's math setting).
+"""The math-record format: math solutions -> step trajectories (the SRL paper's math setting).
 
 A solution is split into steps; each step is one ``text`` action. Three record shapes:
 
@@ -16,15 +16,19 @@ import re
 from typing import Any
 
 from srl_swe.errors import TrajectoryFormatError
-from srl_swe.trajectories.io import require
 from srl_swe.schema import Step, Task, ToolCall, Trajectory
+from srl_swe.trajectories.io import require
 
 _CALC = re.compile(r"<<[^<>]*>>")
 _NUMBERED = re.compile(r"^\s*(\d+)[.)]\s+", re.M)
 _BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
 
 
-def is_math_record(obj: Any) -> bool:
+RECORDS = True  # a record of a JSONL file or JSON list, or a whole JSON file
+EXPECTED = "a math record ({question, answer} / {problem, steps} / {problem, solution})"
+
+
+def detect(obj: Any) -> bool:
     if not isinstance(obj, dict):
         return False
     if "steps" in obj and "problem" in obj:
@@ -34,7 +38,7 @@ def is_math_record(obj: Any) -> bool:
     return ("problem" in obj or "question" in obj) and isinstance(obj.get("solution"), str)
 
 
-def load_math_record(obj: Any, source: str, index: str | int, default_id: str) -> Trajectory:
+def load(obj: Any, source: str, index: str | int | None, default_id: str) -> Trajectory:
     if not isinstance(obj, dict):
         raise TrajectoryFormatError(source, "a JSON object (math record)", index, got=type(obj).__name__)
     rid = str(obj.get("id", obj.get("unique_id", default_id)))

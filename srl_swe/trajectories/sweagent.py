@@ -1,4 +1,4 @@
-"""SWE-agent ``.traj`` files (xml, default, function-calling and str_replace_editor variants; SWE-smith).
+"""The SWE-agent format: ``.traj`` files (xml, default, function-calling and str_replace_editor variants; SWE-smith).
 
 The ``trajectory`` list holds each step's raw action, thought and observation. Function-calling
 variants also record the structured call in the ``history`` assistant turns (``tool_calls``); when
@@ -13,9 +13,9 @@ from typing import Any
 
 from srl_swe.actions import tool_call_from_json
 from srl_swe.errors import ActionParseError, TrajectoryFormatError
+from srl_swe.schema import Step, Task, ToolCall, Trajectory
 from srl_swe.trajectories.chat import walk_messages
 from srl_swe.trajectories.io import loads, message_text, problem_from_task_message, require
-from srl_swe.schema import Step, Task, ToolCall, Trajectory
 
 
 def _replay_config(obj: dict) -> dict:
@@ -44,9 +44,18 @@ def _history_calls(history: list[Any]) -> list[ToolCall | None]:
     return calls
 
 
-def load_swe_agent(obj: Any, source: str, default_id: str) -> Trajectory:
+RECORDS = False  # a whole file only
+EXPECTED = 'a SWE-agent .traj ({"trajectory": [...]} or {"history": [...]})'
+
+
+def detect(obj: Any) -> bool:
+    # "history" beside "messages" is a chat transcript (mini-swe-agent, a chat record), not a SWE-agent file.
+    return isinstance(obj, dict) and ("trajectory" in obj or ("history" in obj and "messages" not in obj))
+
+
+def load(obj: Any, source: str, record: str | int | None, default_id: str) -> Trajectory:
     if not isinstance(obj, dict):
-        raise TrajectoryFormatError(source, "a JSON object (SWE-agent .traj)", got=type(obj).__name__)
+        raise TrajectoryFormatError(source, "a JSON object (SWE-agent .traj)", record, got=type(obj).__name__)
     history = obj.get("history") if isinstance(obj.get("history"), list) else []
     rc = _replay_config(obj)
     ps = rc.get("problem_statement") if isinstance(rc.get("problem_statement"), dict) else {}
@@ -54,7 +63,7 @@ def load_swe_agent(obj: Any, source: str, default_id: str) -> Trajectory:
     info = obj.get("info") if isinstance(obj.get("info"), dict) else {}
 
     if "trajectory" in obj:
-        raw = require(obj, "trajectory", list, source, None)
+        raw = require(obj, "trajectory", list, source, record)
         calls = _history_calls(history)
         aligned = len(calls) == len(raw)
         steps = []
@@ -70,11 +79,11 @@ def load_swe_agent(obj: Any, source: str, default_id: str) -> Trajectory:
         task_message = next((message_text(m.get("content"), source, None) for m in history
                              if isinstance(m, dict) and m.get("role") == "user"), "")
     else:
-        walked = walk_messages(require(obj, "history", list, source, None), source, None)
+        walked = walk_messages(require(obj, "history", list, source, record), source, record)
         steps_t, task_message = walked.steps, walked.task_message
 
     if not steps_t:
-        raise TrajectoryFormatError(source, "at least one action", got="an empty trajectory")
+        raise TrajectoryFormatError(source, "at least one action", record, got="an empty trajectory")
     problem = ps.get("text") if isinstance(ps.get("text"), str) else problem_from_task_message(task_message)
     task = Task(
         instance_id=str(ps.get("id") or default_id),

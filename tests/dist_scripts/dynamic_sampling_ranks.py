@@ -19,9 +19,9 @@ import datasets
 import torch
 import trl
 
+from srl_swe.models.loading import load_model_and_tokenizer
 from srl_swe.rewards import completion_text
 from srl_swe.train.grpo import SRLGRPOTrainer
-from srl_swe.train.models import load_model_and_tokenizer
 
 G = 4
 

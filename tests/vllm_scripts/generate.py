@@ -7,7 +7,7 @@ import json
 import sys
 
 if __name__ == "__main__":
-    from srl_swe.eval.generation import make_generator
+    from srl_swe.models import make_generator
 
     spec, max_new_tokens = sys.argv[1], int(sys.argv[2])
     gen = make_generator("vllm", spec, max_model_len=1024, enforce_eager=True)

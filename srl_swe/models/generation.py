@@ -1,8 +1,10 @@
-"""Text generation behind evaluation: the ``Generator`` protocol and its backends.
+"""Text generation (evaluation, the agent, training's step eval): the ``Generator`` protocol and its backends.
 
 A generator takes chat conversations and returns ``n`` completions per conversation (the assistant's reply
 only, special tokens removed). The evaluation code depends on nothing else, so a test can pass a scripted
-generator and a backend can be swapped (``GENERATORS``: the vLLM backend registers itself there).
+generator and a backend can be swapped: :data:`srl_swe.models.GENERATORS` maps a backend name to its class
+(imported on first use, so the vLLM backend costs nothing until asked for); a new backend is one module and one
+line there.
 
 ``TransformersGenerator`` is the reference backend: plain ``model.generate`` on CPU or GPU. Decoding follows
 the paper's protocol and nothing else: greedy when ``temperature == 0``; otherwise pure sampling at that
@@ -14,6 +16,8 @@ the distribution avg@k is measured on; only its end-of-sequence ids are kept.
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
+
+from srl_swe.models.loading import load_model_and_tokenizer
 
 Messages = list[dict[str, str]]
 
@@ -50,10 +54,7 @@ class TransformersGenerator:
     @classmethod
     def from_spec(cls, spec: str, *, batch_size: int = 8, dtype: str = "auto", cache_dir: str | None = None,
                   **kwargs: Any) -> TransformersGenerator:
-        """Load a model from a spec (hub id or local path, as ``srl_swe.train.models`` understands it)."""
-        # Imported here: srl_swe.train pulls in torch/transformers, which `import srl_swe.eval` must not.
-        from srl_swe.train.models import load_model_and_tokenizer
-
+        """Load a model from a spec (hub id or local path, as :mod:`srl_swe.models.loading` understands it)."""
         model, tokenizer = load_model_and_tokenizer(spec, dtype=dtype, cache_dir=cache_dir)
         return cls(model, tokenizer, batch_size=batch_size, name=spec, **kwargs)
 
@@ -117,17 +118,3 @@ class TransformersGenerator:
             bar.update(len(chunk))
         bar.close()
         return out
-
-
-# Backend name -> class with ``from_spec(spec, *, batch_size=..., **kwargs)``; the vLLM backend adds itself.
-GENERATORS: dict[str, type] = {"transformers": TransformersGenerator}
-
-
-def make_generator(backend: str, spec: str, **kwargs: Any) -> Generator:
-    if backend == "vllm" and "vllm" not in GENERATORS:  # imported on demand: vLLM is heavy and optional
-        from srl_swe.eval.vllm_gen import VLLMGenerator
-
-        GENERATORS["vllm"] = VLLMGenerator
-    if backend not in GENERATORS:
-        raise ValueError(f"unknown generation backend {backend!r}; known: {', '.join(sorted(GENERATORS))}")
-    return GENERATORS[backend].from_spec(spec, **kwargs)
