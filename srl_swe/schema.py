@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-Kind = Literal["swe", "math"]
+Kind = str  # a task kind: a name in srl_swe.tasks.TASKS ("swe", "math")
 MAX_JSON_DEPTH = 100  # containers inside containers; far below the recursion limit, far above real data
 
 

@@ -36,6 +36,8 @@ class TaskKind:
     env_id: str = ""
     #: Syntaxes this kind's actions can be written in; the first is the default.
     syntaxes: tuple[str, ...] = ()
+    #: What an action of this kind is (said when a syntax that does not fit is asked for).
+    actions_are: str = ""
     #: Expert steps a prompt shows by default (None: the whole prefix).
     default_window: int | None = None
 

@@ -16,6 +16,7 @@ Every reply must be your reasoning inside <think>...</think> followed by only th
 class MathKind(TaskKind):
     name, env_id = "math", "SRL-Math-v0"
     syntaxes = ("text",)
+    actions_are = "math steps are free text"
     default_window = None  # every previous step
 
     def system_prompt(self, trajectories: Sequence[Trajectory], syntax: str) -> str:

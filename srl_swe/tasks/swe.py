@@ -86,6 +86,7 @@ def tool_specs(trajectories: Iterable[Trajectory]) -> dict[str, tuple[str, ...]]
 class SWEKind(TaskKind):
     name, env_id = "swe", "SRL-SWE-v0"
     syntaxes = ("xml", "qwen", "bash")
+    actions_are = "SWE actions are tool calls"
     default_window = 2  # the paper's SWE context: the issue and the last 2 action/observation pairs
 
     def tools_prompt(self, specs: dict[str, tuple[str, ...]], syntax: str) -> str:

@@ -69,7 +69,7 @@ class SRLKeys:
     init_checkpoint: str | None = None  # start from this checkpoint (srl_then_rlvr: SRL's best)
     srl_output_dir: str | None = None  # srl_then_rlvr: the SRL run dir whose best checkpoint to start from
     # -- data (the environment's step examples) ------------------------------------------------------------
-    task: Literal["swe", "math"] = "swe"
+    task: str = "swe"  # a task kind of srl_swe.tasks.TASKS
     train_data: str | None = None  # None: the environment's bundled data
     eval_data: str | None = None  # held-out data; None: split eval_fraction off train_data
     eval_fraction: float = 0.0

@@ -13,6 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from srl_swe.actions import SYNTAXES
+from srl_swe.tasks import TASKS
 from srl_swe.train.exec_env import exec_config_rules
 from srl_swe.trajectories import KEEP_CHOICES
 
@@ -54,6 +55,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "warmup_ratio": _num(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "lora_dropout": _num(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "vllm_gpu_memory_utilization": _num(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "task": (lambda v: v in TASKS, f"one of {', '.join(TASKS.names())}"),
     "window": (lambda v: v is None or v == "default" or v >= 0, "null (full prefix), 'default' or an integer >= 0"),
     "max_observation_chars": _num(lambda v: v >= 64, "an integer >= 64"),
     "max_steps": _num(lambda v: v == -1 or v >= 1, "-1 (use num_train_epochs) or an integer >= 1"),
@@ -91,7 +93,7 @@ def choice_rules(c: TrainConfig, choices: dict[str, tuple[Any, ...]], defaults: 
 
 def combination_rules(c: TrainConfig) -> list[_Rule]:
     """(keys, ok, problem, allowed) for every cross-field rule, in the order they are reported."""
-    g = c.num_generations
+    g, kind = c.num_generations, TASKS.get(c.task)
     spg = "steps_per_generation" if getattr(c, "steps_per_generation", None) else "gradient_accumulation_steps"
     batch_keys = ("generation_batch_size",) if c.generation_batch_size else ("per_device_train_batch_size", spg)
     return [
@@ -116,9 +118,8 @@ def combination_rules(c: TrainConfig) -> list[_Rule]:
          "srl_output_dir is only read by mode=srl_then_rlvr", "srl_output_dir=null, or mode=srl_then_rlvr"),
         (("task", "rlvr_reward"), c.rlvr_reward in (None, c.task),
          f"a {c.task} task cannot be scored by the {c.rlvr_reward} outcome reward", f"rlvr_reward={c.task} or null"),
-        (("task", "syntax"), c.syntax is None or (c.syntax == "text") == (c.task == "math"),
-         "math steps are free text; SWE actions are tool calls",
-         "syntax=text or null for math" if c.task == "math" else "syntax=xml|qwen|bash or null for swe"),
+        (("task", "syntax"), c.syntax is None or c.syntax in kind.syntaxes, kind.actions_are,
+         f"syntax={'|'.join(kind.syntaxes)} or null for {c.task}"),
         (("use_vllm", "vllm_mode", "vllm_server_base_url"),
          not (c.use_vllm and c.vllm_mode == "server" and not c.vllm_server_base_url),
          "vllm_mode=server needs the server's URL", "vllm_server_base_url=http://HOST:8000, or vllm_mode=colocate"),

@@ -36,20 +36,21 @@ from pathlib import Path
 from typing import Any
 
 from srl_swe.runtime import RUNTIMES
+from srl_swe.runtime.base import REPO_DIR
 from srl_swe.schema import ToolCall
 from srl_swe.swebench.grading import InstanceResult, default_grader, grade_patch
 from srl_swe.swebench.prediction import make_prediction
 from srl_swe.swebench.runtimes import task_runtime
+from srl_swe.tasks.swe import SWE, TOOLS
 from srl_swe.tools import ToolBox
 
 _RESULTS_LOCK = threading.Lock()  # rollouts graded in parallel append to one results file
-TASK_PROMPT = ("Solve this issue in the repository at /testbed. Use the tools to explore, edit and test, then call "
-               "submit.\n\n<issue>\n{problem}\n</issue>")
 
 
 def exec_rows(instances: Sequence[Any]) -> list[dict[str, Any]]:
     """One training row per task: the issue as the user prompt, and the id that ``reset`` uses."""
-    return [{"prompt": [{"role": "user", "content": TASK_PROMPT.format(problem=i.problem_statement)}],
+    return [{"prompt": [{"role": "user", "content": SWE.task_message(i.problem_statement, repo=REPO_DIR,
+                                                                      submit_hint=True)}],
              "instance_id": i.instance_id} for i in instances]
 
 
@@ -98,37 +99,23 @@ class SWEToolEnv:
         self._box = ToolBox(self._runtime, timeout=self._timeout)
         return None  # the row's prompt already holds the task
 
+    # The tools: TRL builds their schemas from these signatures and docstrings, which are the one tool
+    # description of srl_swe.tasks.swe.TOOLS (what SRL-SWE-v0's system prompt lists, what ToolBox accepts).
     def bash(self, command: str) -> str:
-        """Run a shell command in the repository (/testbed) and return its output.
-
-        Args:
-            command: The bash command to run.
-        """
         return self._run(ToolCall.make("bash", command=command))
 
     def str_replace_editor(self, command: str, path: str, file_text: str | None = None, old_str: str | None = None,
                            new_str: str | None = None, insert_line: int | None = None,
                            view_range: list[int] | None = None) -> str:
-        """View, create and edit files. view shows a file with line numbers (or a directory two levels deep);
-        create writes a new file; str_replace replaces old_str, which must occur exactly once, by new_str;
-        insert adds new_str after line insert_line; undo_edit reverts the last edit of the file.
-
-        Args:
-            command: One of view, create, str_replace, insert, undo_edit.
-            path: Absolute path of the file or directory, e.g. /testbed/src/module.py.
-            file_text: For create: the content of the new file.
-            old_str: For str_replace: the exact text to replace.
-            new_str: For str_replace: the replacement; for insert: the text to insert.
-            insert_line: For insert: the line after which new_str is inserted (0 = start of the file).
-            view_range: For view of a file: [first, last] line numbers (last -1 = end of file).
-        """
         given = {"command": command, "path": path, "file_text": file_text, "old_str": old_str, "new_str": new_str,
                  "insert_line": insert_line, "view_range": view_range}
         return self._run(ToolCall.make("str_replace_editor", {k: v for k, v in given.items() if v is not None}))
 
     def submit(self) -> str:
-        """Finish: submit the current changes to the repository as the solution."""
         return self._run(ToolCall.make("submit"))
+
+    bash.__doc__, str_replace_editor.__doc__, submit.__doc__ = (
+        TOOLS[name].docstring() for name in ("bash", "str_replace_editor", "submit"))
 
     def get_reward(self) -> float:
         """1.0 if the patch (the submitted one, else the current diff) resolves the task, else 0.0."""
