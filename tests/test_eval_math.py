@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from srl_swe.cli import build_parser, cmd_eval_math
+from srl_swe.cli import build_parser
+from srl_swe.cli.evaluate import cmd_eval_math
 from srl_swe.eval import math as ev
 from srl_swe.eval.math import BENCHMARKS, extract_boxed
 from srl_swe.models import GENERATORS, make_generator
