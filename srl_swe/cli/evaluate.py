@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from srl_swe.cli.common import registry_option
+
 
 def cmd_eval_steps(args: argparse.Namespace) -> int:
     from srl_swe.eval.steps import evaluate_steps, rows_from_path
@@ -49,7 +51,7 @@ def _benchmark_list(value: str) -> list[str]:
 def _add_math_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``srl-swe eval math``: :func:`srl_swe.eval.math.run_math_eval`'s settings and the model's."""
     from srl_swe.eval import math as math_eval
-    from srl_swe.models import GENERATORS, backend_option
+    from srl_swe.models import GENERATORS
 
     parser.add_argument("--model", required=True, help="hub id or local path of the model")
     parser.add_argument("--benchmarks", type=_benchmark_list, default=list(math_eval.DEFAULT_BENCHMARKS),
@@ -61,7 +63,7 @@ def _add_math_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/eval/math/MODEL)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, default=None, help="shared data folder (default: $SRL_SWE_DATA)")
-    parser.add_argument("--backend", default="transformers", type=backend_option,
+    parser.add_argument("--backend", default="transformers", type=registry_option(GENERATORS),
                         help=f"generation backend: {', '.join(GENERATORS.names())} or a dotted path module.Class")
     parser.add_argument("--batch-size", type=int, default=8, help="sequences per generate call (transformers)")
     parser.add_argument("--dtype", default="auto")
@@ -82,7 +84,7 @@ def cmd_eval_swebench(args: argparse.Namespace) -> int:
 def _add_swebench_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``srl-swe eval swebench``: the fields of :class:`srl_swe.eval.swebench.SWEBenchOptions`."""
     from srl_swe.eval.swebench import MODES
-    from srl_swe.models import GENERATORS, backend_option
+    from srl_swe.models import GENERATORS
     from srl_swe.runtime import RUNTIMES
     from srl_swe.swebench.grading import GRADERS
 
@@ -101,7 +103,7 @@ def _add_swebench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="default: runs/eval/swebench/MODEL")
     parser.add_argument("--run-id", default=None, help="harness run id (default: derived from --out)")
-    parser.add_argument("--backend", default="transformers", type=backend_option,
+    parser.add_argument("--backend", default="transformers", type=registry_option(GENERATORS),
                         help=f"generation backend: {', '.join(GENERATORS.names())} or a dotted path module.Class")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--dtype", default="auto")
@@ -116,7 +118,7 @@ def _add_swebench_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_commands(sub: Any) -> None:
     """The ``eval`` subcommands."""
-    from srl_swe.models import GENERATORS, backend_option
+    from srl_swe.models import GENERATORS
 
     ev = sub.add_parser("eval", help="evaluate a model").add_subparsers(dest="action", required=True)
     st = ev.add_parser("steps", help="held-out step reward and format-violation rate")
@@ -127,7 +129,7 @@ def add_commands(sub: Any) -> None:
     st.add_argument("--max-new-tokens", type=int, default=256)
     st.add_argument("--limit", type=int, default=None)
     st.add_argument("--seed", type=int, default=0)
-    st.add_argument("--backend", default="transformers", type=backend_option,
+    st.add_argument("--backend", default="transformers", type=registry_option(GENERATORS),
                     help=f"generation backend: {', '.join(GENERATORS.names())} or a dotted path module.Class")
     st.add_argument("--batch-size", type=int, default=8)
     st.add_argument("--out", default=None, help="folder for step_eval.json and step_samples.jsonl")

@@ -17,10 +17,9 @@ one line in :data:`GENERATORS` (or its dotted path, ``my_pkg.gen.MyGenerator``, 
 
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING, Any
 
-from srl_swe.registry import Registry, UnknownComponentError
+from srl_swe.registry import Registry
 
 if TYPE_CHECKING:
     from srl_swe.models.generation import Generator
@@ -38,14 +37,4 @@ def make_generator(backend: str, spec: str, **kwargs: Any) -> Generator:
     return GENERATORS.get(backend).from_spec(spec, **kwargs)
 
 
-def backend_option(value: str) -> str:
-    """``--backend``'s argparse ``type``: a registered name or a dotted path; anything else is a usage error
-    with the registry's message (the names, and the nearest one)."""
-    try:
-        GENERATORS.path(value)
-    except UnknownComponentError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return value
-
-
-__all__ = ["GENERATORS", "backend_option", "make_generator"]
+__all__ = ["GENERATORS", "make_generator"]
