@@ -174,7 +174,11 @@ def prepare_venv(spec: EnvSpec, cache: Path | None = None) -> Path:
 def prepare_local(instance) -> LocalEnv:
     """The task's source repo and the env for running its tests on the host (no isolation: see
     :mod:`srl_swe.runtime.local`). Raises :class:`~srl_swe.swebench.specs.SpecError` for repos without a spec."""
-    spec = spec_for(instance)
+    return prepare_spec_env(spec_for(instance))
+
+
+def prepare_spec_env(spec: EnvSpec) -> LocalEnv:
+    """:func:`prepare_local` for a spec rather than an instance (task generation has no instance yet)."""
     repo, venv = prepare_source(spec), prepare_venv(spec)
     env = {"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}", "VIRTUAL_ENV": str(venv)}
     if spec.pythonpath:
