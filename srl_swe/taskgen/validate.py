@@ -23,7 +23,7 @@ import re
 import shlex
 import time
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -224,10 +224,13 @@ def _source_key(changed: Mapping[str, str]) -> str:
 
 def validate_many(spec: EnvSpec, baseline: Baseline, candidates: Sequence[tuple[Hashable, Mapping[str, str]]], *,
                   workers: int = 4, timeout: float | None = None, runs: int = 2,
-                  max_fail_to_pass: int | None = None, progress: bool = True) -> list[tuple[Hashable, Verdict]]:
+                  max_fail_to_pass: int | None = None, progress: bool = True,
+                  on_result: Callable[[Hashable, Verdict], None] | None = None) -> list[tuple[Hashable, Verdict]]:
     """:func:`validate` for every ``(key, changed_files)`` in ``workers`` threads; results in input order. A
     candidate with the same resulting source as an earlier one is a ``duplicate`` (not run); an exception in one
-    candidate becomes its ``error`` verdict. :func:`count_kinds` summarises the result."""
+    candidate becomes its ``error`` verdict. :func:`count_kinds` summarises the result. ``on_result(key,
+    verdict)`` is called once per candidate as soon as its verdict is known (in the calling thread, one at a time;
+    an exception there stops the run like Ctrl-C), so a caller can record results while the others still run."""
     from tqdm import tqdm
 
     if workers < 1:
@@ -246,6 +249,10 @@ def validate_many(spec: EnvSpec, baseline: Baseline, candidates: Sequence[tuple[
         else:
             first[source] = key
             todo.append(i)
+    if on_result is not None:
+        for i, verdict in enumerate(verdicts):
+            if verdict is not None:
+                on_result(candidates[i][0], verdict)
 
     def one(i: int) -> Verdict:
         start = time.monotonic()
@@ -260,7 +267,10 @@ def validate_many(spec: EnvSpec, baseline: Baseline, candidates: Sequence[tuple[
         futures = {pool.submit(one, i): i for i in todo}
         try:
             for future in as_completed(futures):
-                verdicts[futures[future]] = future.result()
+                i = futures[future]
+                verdicts[i] = future.result()
+                if on_result is not None:
+                    on_result(candidates[i][0], verdicts[i])
                 bar.update(1)
                 bar.set_postfix(kept=sum(bool(v and v.kept) for v in verdicts))
         except BaseException:  # Ctrl-C: do not start the queued candidates (running ones end with their timeout)
