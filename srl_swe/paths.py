@@ -27,6 +27,12 @@ def bundled(kind: str) -> Path:
     return path
 
 
+def cache_dir() -> Path:
+    """srl-swe's cache root: ``$SRL_SWE_CACHE``, default ``~/.cache/srl-swe`` (sources, venvs, wheelhouses, build
+    locks and logs, the disk-quota verdicts, the TRL config schema)."""
+    return Path(os.environ.get("SRL_SWE_CACHE", Path.home() / ".cache" / "srl-swe")).expanduser()
+
+
 def shared_data_dir() -> Path:
     """``$SRL_SWE_DATA``, defaulting to ``../shared/data`` (relative to the working directory)."""
     return Path(os.environ.get("SRL_SWE_DATA", "../shared/data")).expanduser()

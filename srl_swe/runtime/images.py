@@ -28,6 +28,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from srl_swe.paths import cache_dir
 from srl_swe.runtime.base import DockerUnavailableError, SandboxError, pid_alive
 
 BASE_IMAGE = "srl-swe/base:bookworm"
@@ -66,8 +67,7 @@ def docker_client(timeout: int = 300):
 
 def lock_dir() -> Path:
     """Where build locks live (``$SRL_SWE_CACHE/locks``, default ``~/.cache/srl-swe/locks``)."""
-    root = Path(os.environ.get("SRL_SWE_CACHE", Path.home() / ".cache" / "srl-swe")).expanduser()
-    path = root / "locks"
+    path = cache_dir() / "locks"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from srl_swe.paths import cache_dir
 from srl_swe.runtime.base import SandboxError
-from srl_swe.swebench.local_env import cache_dir, prepare_source, prepare_wheelhouse, source_commit
+from srl_swe.swebench.local_env import prepare_source, prepare_wheelhouse, source_commit
 from srl_swe.swebench.specs import EnvSpec, SpecError, get_spec, image_name
 
 LABEL = "org.srl-swe.build"

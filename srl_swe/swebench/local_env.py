@@ -28,6 +28,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from srl_swe.paths import cache_dir
 from srl_swe.runtime.base import REPO_DIR, SandboxError
 from srl_swe.swebench.specs import EnvSpec, spec_for
 
@@ -48,10 +49,6 @@ class LocalEnv:
 
     repo_dir: Path
     env: dict[str, str] = field(default_factory=dict)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SRL_SWE_CACHE", Path.home() / ".cache" / "srl-swe")).expanduser()
 
 
 def _lock(name: str):

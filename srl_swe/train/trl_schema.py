@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from srl_swe.errors import SRLError
+from srl_swe.paths import cache_dir
 
 CLASSES = ("GRPOConfig", "SFTConfig")
 FORMAT = 1  # bump when the JSON written by _dump changes shape
@@ -43,8 +44,8 @@ class TrlField:
     default_is_repr: bool = False  # the real default is no JSON value (default holds its repr)
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("SRL_SWE_CACHE", Path.home() / ".cache" / "srl-swe")).expanduser() / "trl-schema"
+def schema_dir() -> Path:
+    return cache_dir() / "trl-schema"
 
 
 def versions() -> dict[str, str]:
@@ -119,7 +120,7 @@ def load_schema() -> dict[str, Any]:
     """The installed TRL's fields as :func:`_dump` writes them, plus ``trl`` / ``transformers`` versions: from
     the cache, or read in a child Python and cached (see the module's docstring)."""
     vs = versions()
-    path = cache_dir() / f"trl-{vs['trl']}_transformers-{vs['transformers']}_v{FORMAT}.json"
+    path = schema_dir() / f"trl-{vs['trl']}_transformers-{vs['transformers']}_v{FORMAT}.json"
     try:
         cached = json.loads(path.read_text(encoding="utf-8"))
         if cached.get("format") == FORMAT and set(cached.get("classes", ())) == set(CLASSES):
