@@ -57,11 +57,11 @@ def _lock(name: str):
     return file_lock(name)
 
 
-def _run(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], what: str, hint: str = "; is PyPI reachable?", **kwargs) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise SandboxError(f"{what}: `{' '.join(cmd)}` failed (exit {proc.returncode}); is PyPI reachable?\n{tail}")
+        raise SandboxError(f"{what}: `{' '.join(cmd)}` failed (exit {proc.returncode}){hint}\n{tail}")
     return proc
 
 
@@ -116,6 +116,38 @@ def prepare_source(spec: EnvSpec, cache: Path | None = None) -> Path:
                     ["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify",
                      "-m", f"{spec.package} {spec.package_version} (PyPI sdist)"]):
             _run(cmd, f"committing the source of {spec.package}", cwd=target, env=env)
+        (target / ".git" / "info").mkdir(exist_ok=True)
+        (target / ".git" / "info" / "exclude").write_text(EXCLUDES)
+        _done(target).write_text(source_commit(target) + "\n")
+    return target
+
+
+def prepare_task_source(spec: EnvSpec, setup_patch: str, cache: Path | None = None) -> Path:
+    """The clean source of ``spec`` with ``setup_patch`` (a generated task's bug, a ``git diff``) committed on top,
+    in its own cached repository: the base of a generated task. Author, date and message are fixed, so the commit
+    id (the task's ``base_commit``) is the same on every machine and every rebuild. A patch that does not apply
+    raises :class:`SandboxError` naming it."""
+    cache = cache or cache_dir()
+    clean = prepare_source(spec, cache)
+    key = hashlib.sha256(f"{spec.digest()}\n{setup_patch}".encode()).hexdigest()[:16]
+    target = cache / "task-sources" / f"{spec.package}-{spec.package_version}-{key}"
+    if _done(target).is_file():
+        return target
+    with _lock(f"task-source-{target.name}"):
+        if _done(target).is_file():
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _run(["git", "clone", "-q", "--no-hardlinks", str(clean), str(target)], "copying the clean source", hint="")
+        patch = target / ".git" / "srl_swe_setup.diff"  # inside .git: never part of the tree
+        patch.write_text(setup_patch if setup_patch.endswith("\n") else setup_patch + "\n")
+        env = {**os.environ, **COMMIT_ENV}
+        what = f"committing the task base of {spec.package} (setup patch {key})"
+        for cmd in (["git", "apply", "--whitespace=nowarn", str(patch)], ["git", "add", "-A"],
+                    ["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify",
+                     "-m", f"{spec.package} {spec.package_version} task base {key}"]):
+            _run(cmd, what, hint="", cwd=target, env=env)
+        patch.unlink()
         (target / ".git" / "info").mkdir(exist_ok=True)
         (target / ".git" / "info" / "exclude").write_text(EXCLUDES)
         _done(target).write_text(source_commit(target) + "\n")
