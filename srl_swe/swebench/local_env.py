@@ -69,6 +69,31 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _build_once(target: Path, build) -> Path:
+    """``target``, made by ``build(target) -> marker text`` unless a complete one exists: under a file lock (parallel
+    workers build once), from scratch (a half-built one is removed), marked complete last (``NAME.ok``)."""
+    if _done(target).is_file():
+        return target
+    with _lock(f"{target.parent.name}-{target.name}"):
+        if not _done(target).is_file():  # another worker may have built it while we waited
+            shutil.rmtree(target, ignore_errors=True)
+            _done(target).write_text(build(target))
+    return target
+
+
+def _commit(repo: Path, message: str, what: str, *first: list[str]) -> str:
+    """Run ``first`` then commit the whole tree with the fixed identity (the same commit id on every machine);
+    caches the tests write are excluded. Returns the marker text: the commit id."""
+    env = {**os.environ, **COMMIT_ENV}
+    for cmd in (*first, ["git", "add", "-A"],
+                ["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify",
+                 "-m", message]):
+        _run(cmd, what, hint="", cwd=repo, env=env)
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text(EXCLUDES)
+    return source_commit(repo) + "\n"
+
+
 def download_sdist(spec: EnvSpec, cache: Path | None = None) -> Path:
     """The spec's sdist, downloaded once and verified against ``spec.sdist_sha256``."""
     folder = (cache or cache_dir()) / "sdists"
@@ -99,10 +124,8 @@ def prepare_source(spec: EnvSpec, cache: Path | None = None) -> Path:
     if _done(target).is_file():
         return target
     sdist = download_sdist(spec, cache)
-    with _lock(f"source-{target.name}"):
-        if _done(target).is_file():
-            return target
-        shutil.rmtree(target, ignore_errors=True)
+
+    def build(target: Path) -> str:
         target.mkdir(parents=True)
         with tarfile.open(sdist) as tar:
             # The "data" filter (no absolute paths, links out of the tree, device files) where Python has it.
@@ -111,15 +134,11 @@ def prepare_source(spec: EnvSpec, cache: Path | None = None) -> Path:
         for item in top.iterdir():
             item.rename(target / item.name)
         top.rmdir()
-        env = {**os.environ, **COMMIT_ENV}
-        for cmd in (["git", "-c", "init.defaultBranch=main", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify",
-                     "-m", f"{spec.package} {spec.package_version} (PyPI sdist)"]):
-            _run(cmd, f"committing the source of {spec.package}", cwd=target, env=env)
-        (target / ".git" / "info").mkdir(exist_ok=True)
-        (target / ".git" / "info" / "exclude").write_text(EXCLUDES)
-        _done(target).write_text(source_commit(target) + "\n")
-    return target
+        init = ["git", "-c", "init.defaultBranch=main", "init", "-q"]
+        return _commit(target, f"{spec.package} {spec.package_version} (PyPI sdist)",
+                       f"committing the source of {spec.package}", init)
+
+    return _build_once(target, build)
 
 
 def prepare_task_source(spec: EnvSpec, setup_patch: str, cache: Path | None = None) -> Path:
@@ -130,28 +149,19 @@ def prepare_task_source(spec: EnvSpec, setup_patch: str, cache: Path | None = No
     cache = cache or cache_dir()
     clean = prepare_source(spec, cache)
     key = hashlib.sha256(f"{spec.digest()}\n{setup_patch}".encode()).hexdigest()[:16]
-    target = cache / "task-sources" / f"{spec.package}-{spec.package_version}-{key}"
-    if _done(target).is_file():
-        return target
-    with _lock(f"task-source-{target.name}"):
-        if _done(target).is_file():
-            return target
-        shutil.rmtree(target, ignore_errors=True)
+
+    def build(target: Path) -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
         _run(["git", "clone", "-q", "--no-hardlinks", str(clean), str(target)], "copying the clean source", hint="")
         patch = target / ".git" / "srl_swe_setup.diff"  # inside .git: never part of the tree
         patch.write_text(setup_patch if setup_patch.endswith("\n") else setup_patch + "\n")
-        env = {**os.environ, **COMMIT_ENV}
-        what = f"committing the task base of {spec.package} (setup patch {key})"
-        for cmd in (["git", "apply", "--whitespace=nowarn", str(patch)], ["git", "add", "-A"],
-                    ["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify",
-                     "-m", f"{spec.package} {spec.package_version} task base {key}"]):
-            _run(cmd, what, hint="", cwd=target, env=env)
+        marker = _commit(target, f"{spec.package} {spec.package_version} task base {key}",
+                         f"committing the task base of {spec.package} (setup patch {key})",
+                         ["git", "apply", "--whitespace=nowarn", str(patch)])
         patch.unlink()
-        (target / ".git" / "info").mkdir(exist_ok=True)
-        (target / ".git" / "info" / "exclude").write_text(EXCLUDES)
-        _done(target).write_text(source_commit(target) + "\n")
-    return target
+        return marker
+
+    return _build_once(cache / "task-sources" / f"{spec.package}-{spec.package_version}-{key}", build)
 
 
 def source_commit(repo: Path) -> str:
@@ -166,20 +176,16 @@ def _deps_key(spec: EnvSpec, python: str | None) -> str:
 def prepare_wheelhouse(spec: EnvSpec, python: str | None = None, cache: Path | None = None) -> Path:
     """A folder of wheels for ``spec.test_deps``: for Python ``python`` (e.g. the image's "3.11", fetched
     as manylinux binaries) or, when ``None``, for the host interpreter."""
-    target = (cache or cache_dir()) / "wheelhouse" / _deps_key(spec, python)
-    if _done(target).is_file():
-        return target
-    with _lock(f"wheelhouse-{target.name}"):
-        if _done(target).is_file():
-            return target
-        shutil.rmtree(target, ignore_errors=True)
+
+    def build(target: Path) -> str:
         cmd = [sys.executable, "-m", "pip", "download", "-q", "-d", str(target)]
         if python:
             cmd += ["--only-binary", ":all:", "--python-version", python, "--implementation", "cp",
                     "--platform", f"manylinux_2_28_{platform.machine()}"]
         _run([*cmd, *spec.test_deps], f"downloading the test dependencies of {spec.repo} {spec.version}")
-        _done(target).write_text("\n".join(spec.test_deps) + "\n")
-    return target
+        return "\n".join(spec.test_deps) + "\n"
+
+    return _build_once((cache or cache_dir()) / "wheelhouse" / _deps_key(spec, python), build)
 
 
 def prepare_venv(spec: EnvSpec, cache: Path | None = None) -> Path:
@@ -189,15 +195,14 @@ def prepare_venv(spec: EnvSpec, cache: Path | None = None) -> Path:
     if _done(target).is_file():
         return target
     wheels = prepare_wheelhouse(spec, None, cache)
-    with _lock(f"venv-{target.name}"):
-        if _done(target).is_file():
-            return target
-        shutil.rmtree(target, ignore_errors=True)
+
+    def build(target: Path) -> str:
         _run([sys.executable, "-m", "venv", str(target)], "creating the test venv")
         _run([str(target / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels),
               *spec.test_deps], f"installing the test dependencies of {spec.repo} {spec.version}")
-        _done(target).write_text("\n".join(spec.test_deps) + "\n")
-    return target
+        return "\n".join(spec.test_deps) + "\n"
+
+    return _build_once(target, build)
 
 
 def prepare_local(instance) -> LocalEnv:
