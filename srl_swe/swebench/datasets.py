@@ -2,6 +2,8 @@
 
 * ``*.jsonl``: one record per line (the harness's local dataset format); ``*.json``: a list of records
   (or an object mapping ids to records).
+* a ``srl-swe tasks make`` folder (it holds ``tasks.jsonl``): its tasks, or with split ``train``/``heldout``
+  only that split's;
 * a folder of task folders, or one task folder: ``instance.json`` + ``gold.patch`` + ``test.patch``; the
   ``.patch`` files supply ``patch`` / ``test_patch`` when the record lacks them.
 * anything else is a Hugging Face dataset name (``datasets.load_dataset(name, split=...)``, needs the
@@ -27,6 +29,10 @@ HF_ALIASES = {
     "swe-bench": "SWE-bench/SWE-bench", "swe-bench_lite": "SWE-bench/SWE-bench_Lite",
     "swe-bench_verified": "SWE-bench/SWE-bench_Verified",
 }
+
+#: What ``srl-swe tasks make`` writes into its folder (srl_swe.taskgen.instances.TASKS), and the splits it marks;
+#: any other split name (the default "test") selects every task.
+GENERATED, GENERATED_SPLITS = "tasks.jsonl", ("train", "heldout")
 
 # (where, record or the error met reading it); `where` names the line / index / folder for messages.
 _Raw = tuple[str, "Mapping[str, Any] | TrajectoryFormatError"]
@@ -94,8 +100,18 @@ def _hub(name: str, split: str) -> Iterator[_Raw]:
         yield f"index {index}", record
 
 
+def _generated(path: Path, split: str) -> Iterator[_Raw]:
+    """A ``srl-swe tasks make`` folder's ``tasks.jsonl``: all records, or one split's (``train``/``heldout``)."""
+    for where, raw in _jsonl(path):
+        if split in GENERATED_SPLITS and isinstance(raw, Mapping) and raw.get("split") != split:
+            continue
+        yield where, raw
+
+
 def _records(source: str | Path, split: str) -> tuple[str, Iterable[_Raw]]:
     path = Path(source).expanduser()
+    if path.is_dir() and (path / GENERATED).is_file():
+        return str(path / GENERATED), _generated(path / GENERATED, split)
     if path.is_dir():
         return str(path), _task_dirs(path)
     if path.is_file():

@@ -16,6 +16,7 @@ workers build an image once. The build's output goes to ``$SRL_SWE_CACHE/logs/``
 from __future__ import annotations
 
 import hashlib
+import shlex
 import shutil
 import string
 import tempfile
@@ -24,8 +25,8 @@ from pathlib import Path
 
 from srl_swe.paths import cache_dir
 from srl_swe.runtime.base import SandboxError
-from srl_swe.swebench.local_env import prepare_source, prepare_wheelhouse, source_commit
-from srl_swe.swebench.specs import EnvSpec, SpecError, get_spec, image_name
+from srl_swe.swebench.local_env import COMMIT_ENV, prepare_source, prepare_wheelhouse, source_commit, task_base_message
+from srl_swe.swebench.specs import EnvSpec, SpecError, find_spec, image_name, setup_patch
 
 LABEL = "org.srl-swe.build"
 TEMPLATE = "task.Dockerfile.template"
@@ -56,7 +57,8 @@ def _safe(name: str) -> str:
 
 
 class _Plan:
-    """Everything one build needs, and the hash of it that goes into the image label."""
+    """Everything one build needs: the Dockerfile, the build context (name -> a folder to copy or the bytes of a
+    file), and the hash of it all that goes into the image label."""
 
     def __init__(self, spec: EnvSpec, client):
         from srl_swe.runtime.images import ensure_base_image
@@ -66,9 +68,58 @@ class _Plan:
         self.dockerfile = render_dockerfile(spec, base)
         self.source = prepare_source(spec)
         self.wheels = prepare_wheelhouse(spec, spec.python)
+        self.context: dict[str, Path | bytes] = {"wheels": self.wheels, "testbed": self.source}
         parts = [self.dockerfile, client.images.get(base).id, source_commit(self.source), spec.digest(),
                  *sorted(p.name for p in self.wheels.iterdir())]
         self.key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+class _TaskPlan:
+    """A generated task's image: its package's environment image with the task's bug committed in ``/testbed``
+    exactly as :func:`~srl_swe.swebench.local_env.prepare_task_source` commits it, so ``HEAD`` is the record's
+    ``base_commit`` (the build checks it). One small layer per task on one image per package version."""
+
+    def __init__(self, spec: EnvSpec, patch: str, base_commit: str, client):
+        env_tag = ensure_env_image(spec, client)
+        message = task_base_message(spec, patch)  # of the patch as the record has it, as prepare_task_source does
+        patch = patch if patch.endswith("\n") else patch + "\n"
+        assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in COMMIT_ENV.items())
+        self.spec = spec
+        self.context = {"setup.diff": patch.encode("utf-8", "surrogateescape")}
+        self.dockerfile = "\n".join([
+            f"FROM {env_tag}",
+            "COPY --chown=1000:1000 setup.diff /tmp/srl_swe_setup.diff",
+            "RUN git apply --whitespace=nowarn /tmp/srl_swe_setup.diff && rm /tmp/srl_swe_setup.diff && git add -A"
+            f" && {assigns} git -c core.autocrlf=false -c commit.gpgsign=false commit -q --no-verify"
+            f" -m {shlex.quote(message)}"
+            f' && test "$(git rev-parse HEAD)" = {shlex.quote(base_commit)}', ""])
+        parts = [self.dockerfile, client.images.get(env_tag).id, patch]
+        self.key = hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+
+
+def env_image_name(spec: EnvSpec) -> str:
+    """The image of one package version's environment (clean source), shared by its generated tasks."""
+    return f"srl-swe/env.{_safe(spec.package)}-{_safe(spec.package_version)}:{spec.digest()}".lower()
+
+
+def ensure_env_image(spec: EnvSpec, client=None, rebuild: bool = False) -> str:
+    """The environment image of ``spec`` (its clean source and test venv), built when missing or stale."""
+    from srl_swe.runtime.images import docker_client
+
+    client = client or docker_client()
+    return _ensure(env_image_name(spec), lambda: _Plan(spec, client), client, rebuild)
+
+
+def _ensure(tag: str, plan, client, rebuild: bool) -> str:
+    from srl_swe.runtime.images import file_lock
+
+    built = plan()
+    if _label(client, tag) == built.key and not rebuild:
+        return tag
+    with file_lock("image-" + tag):
+        if _label(client, tag) != built.key or rebuild:  # another worker may have built it meanwhile
+            build_image(built, tag, client, nocache=rebuild)
+    return tag
 
 
 def _label(client, tag: str) -> str | None:
@@ -84,11 +135,11 @@ def _label(client, tag: str) -> str | None:
 def ensure_image(instance, client=None, rebuild: bool = False) -> str:
     """The local image tag to run ``instance`` in, building it from the instance's spec when it is missing
     or was built from different inputs. ``rebuild=True`` rebuilds without the layer cache."""
-    from srl_swe.runtime.images import docker_client, file_lock
+    from srl_swe.runtime.images import docker_client
 
     client = client or docker_client()
     tag = instance.image or image_name(instance.instance_id)
-    spec = get_spec(instance.repo, instance.version)
+    spec, patch = find_spec(instance), setup_patch(instance)
     label = _label(client, tag)
     if spec is None:
         if label is not None:
@@ -104,13 +155,9 @@ def ensure_image(instance, client=None, rebuild: bool = False) -> str:
             ) from None
     if label == "" and not rebuild:
         return tag  # someone else's image under the harness's name (e.g. the official one): use it
-    plan = _Plan(spec, client)
-    if label == plan.key and not rebuild:
-        return tag
-    with file_lock("image-" + tag):
-        if _label(client, tag) != plan.key or rebuild:  # another worker may have built it meanwhile
-            build_image(plan, tag, client, nocache=rebuild)
-    return tag
+    if patch:
+        return _ensure(tag, lambda: _TaskPlan(spec, patch, instance.base_commit, client), client, rebuild)
+    return _ensure(tag, lambda: _Plan(spec, client), client, rebuild)
 
 
 def build_image(plan: _Plan, tag: str, client, nocache: bool = False) -> Path:
@@ -122,8 +169,11 @@ def build_image(plan: _Plan, tag: str, client, nocache: bool = False) -> Path:
     with tempfile.TemporaryDirectory(prefix="srl-swe-build-") as tmp, open(log_path, "w") as log:
         ctx = Path(tmp)
         (ctx / "Dockerfile").write_text(plan.dockerfile)
-        shutil.copytree(plan.wheels, ctx / "wheels")
-        shutil.copytree(plan.source, ctx / "testbed", symlinks=True)
+        for name, item in plan.context.items():
+            if isinstance(item, bytes):
+                (ctx / name).write_bytes(item)
+            else:
+                shutil.copytree(item, ctx / name, symlinks=True)
         log.write(f"# {tag} (build key {plan.key})\n{plan.dockerfile}\n")
         error = None
         try:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from srl_swe.paths import cache_dir
 from srl_swe.runtime.base import REPO_DIR, SandboxError
-from srl_swe.swebench.specs import EnvSpec, spec_for
+from srl_swe.swebench.specs import EnvSpec, SpecError, setup_patch, spec_for
 
 _WHO = {"NAME": "srl-swe", "EMAIL": "srl-swe@localhost", "DATE": "2000-01-01T00:00:00+0000"}
 COMMIT_ENV = {f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER") for key, value in _WHO.items()}
@@ -141,6 +141,29 @@ def prepare_source(spec: EnvSpec, cache: Path | None = None) -> Path:
     return _build_once(target, build)
 
 
+def _task_key(spec: EnvSpec, setup_patch: str) -> str:
+    return hashlib.sha256(f"{spec.digest()}\n{setup_patch}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def task_base_message(spec: EnvSpec, setup_patch: str) -> str:
+    """The commit message of a task base (part of its commit id: the task image commits with the same one)."""
+    return f"{spec.package} {spec.package_version} task base {_task_key(spec, setup_patch)}"
+
+
+def _commit_task_base(clean: Path, target: Path, spec: EnvSpec, setup_patch: str, *clone_args: str) -> str:
+    """Clone ``clean`` into ``target`` and commit ``setup_patch`` on top; returns the marker text (the commit)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _run(["git", "clone", "-q", *clone_args, str(clean), str(target)], "copying the clean source", hint="")
+    patch = target / ".git" / "srl_swe_setup.diff"  # inside .git: never part of the tree
+    patch.write_text(setup_patch if setup_patch.endswith("\n") else setup_patch + "\n",
+                     encoding="utf-8", errors="surrogateescape")
+    marker = _commit(target, task_base_message(spec, setup_patch),
+                     f"committing the task base of {spec.package} (setup patch {_task_key(spec, setup_patch)})",
+                     ["git", "apply", "--whitespace=nowarn", str(patch)])
+    patch.unlink()
+    return marker
+
+
 def prepare_task_source(spec: EnvSpec, setup_patch: str, cache: Path | None = None) -> Path:
     """The clean source of ``spec`` with ``setup_patch`` (a generated task's bug, a ``git diff``) committed on top,
     in its own cached repository: the base of a generated task. Author, date and message are fixed, so the commit
@@ -148,20 +171,26 @@ def prepare_task_source(spec: EnvSpec, setup_patch: str, cache: Path | None = No
     raises :class:`SandboxError` naming it."""
     cache = cache or cache_dir()
     clean = prepare_source(spec, cache)
-    key = hashlib.sha256(f"{spec.digest()}\n{setup_patch}".encode()).hexdigest()[:16]
+    return _build_once(cache / "task-sources" / f"{spec.package}-{spec.package_version}-{_task_key(spec, setup_patch)}",
+                       lambda target: _commit_task_base(clean, target, spec, setup_patch, "--no-hardlinks"))
 
-    def build(target: Path) -> str:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _run(["git", "clone", "-q", "--no-hardlinks", str(clean), str(target)], "copying the clean source", hint="")
-        patch = target / ".git" / "srl_swe_setup.diff"  # inside .git: never part of the tree
-        patch.write_text(setup_patch if setup_patch.endswith("\n") else setup_patch + "\n")
-        marker = _commit(target, f"{spec.package} {spec.package_version} task base {key}",
-                         f"committing the task base of {spec.package} (setup patch {key})",
-                         ["git", "apply", "--whitespace=nowarn", str(patch)])
-        patch.unlink()
-        return marker
 
-    return _build_once(cache / "task-sources" / f"{spec.package}-{spec.package_version}-{key}", build)
+@dataclass(frozen=True)
+class TaskBase:
+    commit: str  # the base_commit prepare_task_source gives
+    fix: str  # the diff from the base back to the clean source (`git diff HEAD HEAD~1`): the gold patch
+
+
+def task_base(spec: EnvSpec, setup_patch: str, cache: Path | None = None) -> TaskBase:
+    """A task base's commit id and fix without caching a copy of the source: the same commit as
+    :func:`prepare_task_source` (same code), made in a throwaway clone that shares the clean one's objects."""
+    clean = prepare_source(spec, cache)
+    with tempfile.TemporaryDirectory(prefix="srl-swe-task-base-") as tmp:
+        repo = Path(tmp) / "repo"
+        commit = _commit_task_base(clean, repo, spec, setup_patch, "--shared").strip()
+        fix = _run(["git", "-c", "core.quotepath=false", "diff", "--no-color", "--no-ext-diff", "HEAD", "HEAD~1"],
+                   "diffing the task base", hint="", cwd=repo).stdout
+    return TaskBase(commit, fix)
 
 
 def source_commit(repo: Path) -> str:
@@ -205,15 +234,30 @@ def prepare_venv(spec: EnvSpec, cache: Path | None = None) -> Path:
     return _build_once(target, build)
 
 
+def instance_source(instance) -> Path:
+    """The repository at the instance's base: the spec's clean source, or for a generated task (a record with a
+    ``setup_patch``) that source with the patch committed, whose commit must be the record's ``base_commit``."""
+    spec, patch = spec_for(instance), setup_patch(instance)
+    if not patch:
+        return prepare_source(spec)
+    repo = prepare_task_source(spec, patch)
+    if (commit := source_commit(repo)) != instance.base_commit:
+        raise SpecError(f"{instance.instance_id}: its setup_patch on {spec.package} {spec.package_version} gives "
+                        f"commit {commit}, the record says base_commit {instance.base_commit}; the record was "
+                        "edited or made from another source (regenerate it with `srl-swe tasks make`)")
+    return repo
+
+
 def prepare_local(instance) -> LocalEnv:
     """The task's source repo and the env for running its tests on the host (no isolation: see
     :mod:`srl_swe.runtime.local`). Raises :class:`~srl_swe.swebench.specs.SpecError` for repos without a spec."""
-    return prepare_spec_env(spec_for(instance))
+    return prepare_spec_env(spec_for(instance), instance_source(instance))
 
 
-def prepare_spec_env(spec: EnvSpec) -> LocalEnv:
-    """:func:`prepare_local` for a spec rather than an instance (task generation has no instance yet)."""
-    repo, venv = prepare_source(spec), prepare_venv(spec)
+def prepare_spec_env(spec: EnvSpec, repo: Path | None = None) -> LocalEnv:
+    """:func:`prepare_local` for a spec rather than an instance (task generation has no instance yet); ``repo``
+    (default: the spec's clean source) is the source to run the tests of."""
+    repo, venv = repo or prepare_source(spec), prepare_venv(spec)
     env = {"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}", "VIRTUAL_ENV": str(venv)}
     if spec.pythonpath:
         env["PYTHONPATH"] = f"{REPO_DIR}/{spec.pythonpath}"

@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass
 
 from srl_swe.errors import SRLError
 from srl_swe.runtime.base import REPO_DIR
@@ -33,6 +33,8 @@ HEREDOC = "EOF_114329324912"  # the harness's own delimiter for patches inlined 
 NON_TEST_EXTS = (".json", ".png", "csv", ".txt", ".md", ".jpg", ".jpeg", ".pkl", ".yml", ".yaml", ".toml")
 #: Parsers that split a result line on whitespace and keep the second word as the test name.
 WHITESPACE_SPLIT_PARSERS = frozenset({"parse_log_pytest", "parse_log_marshmallow", "parse_log_pytest_options"})
+#: Record fields of a generated task: the bug as a diff of the clean source, and what to pass to the test command.
+SETUP_PATCH, TEST_ARGS = "setup_patch", "test_args"
 
 
 class SpecError(SRLError, LookupError):
@@ -61,6 +63,50 @@ class EnvSpec:
         blob = json.dumps(asdict(self), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data, source: str = "<env_spec>") -> EnvSpec:
+        """A spec carried in a dataset record (a generated task's ``env_spec``), checked field by field: its
+        values end up in a Dockerfile, a pip command line and an eval script, and a record is hostile input."""
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: env_spec must be a JSON object, got {type(data).__name__}")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise SpecError(f"{source}: env_spec has unknown fields {sorted(unknown)}")
+        values = {}
+        for name, f in cls.__dataclass_fields__.items():
+            if name not in data:
+                if f.default is MISSING:
+                    raise SpecError(f"{source}: env_spec lacks {name!r}")
+                continue
+            value, rule = data[name], _FIELD_RULES[name]
+            items = value if isinstance(value, list) else [value]
+            if isinstance(value, list) != (name in _LIST_FIELDS) or not all(
+                    isinstance(v, str) and rule.fullmatch(v) for v in items):
+                raise SpecError(f"{source}: env_spec field {name!r} = {str(value)[:200]!r} is not allowed "
+                                f"(expected {'a list of ' if name in _LIST_FIELDS else ''}{rule.pattern!r})")
+            values[name] = tuple(value) if name in _LIST_FIELDS else value
+        if values.get("log_parser", "parse_log_pytest") not in _PARSERS:
+            raise SpecError(f"{source}: env_spec log_parser {values['log_parser']!r} is not one of {_PARSERS}")
+        return cls(**values)
+
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+_FIELD_RULES = {
+    "repo": re.compile(rf"{_NAME}/{_NAME}"), "version": re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}"),
+    "package": re.compile(_NAME), "package_version": re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_!-]{0,63}"),
+    "sdist_sha256": re.compile(r"[0-9a-f]{64}"),
+    "test_deps": re.compile(rf"{_NAME}(\[{_NAME}(,{_NAME})*\])?==[A-Za-z0-9.+_!-]{{1,64}}"),
+    "python": re.compile(r"3\.[0-9]{1,2}"), "pythonpath": re.compile(r"|[A-Za-z0-9_][A-Za-z0-9._/-]{0,99}"),
+    "test_cmd": re.compile(r"pytest( -[A-Za-z]+| --[a-z][a-z-]*(=[A-Za-z0-9._,:-]+)?)*"),
+    "log_parser": re.compile(r"parse_log_[a-z0-9_]+"), "apt_packages": re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}"),
+}
+_LIST_FIELDS = ("test_deps", "apt_packages")
+#: Log parsers that read pytest's -rA summary (the test commands a record may name are pytest ones).
+_PARSERS = ("parse_log_pytest", "parse_log_pytest_options", "parse_log_pytest_v2", "parse_log_marshmallow")
+
 
 # Checked on Python 3.11: marshmallow 3.0.0 (912 tests) and 3.13.0 (1,114 tests) all pass with these, and
 # the gold and test patches of -1359 / -1867 apply to the sdists. setup.py's "tests" extra is
@@ -85,9 +131,30 @@ def get_spec(repo: str, version: str) -> EnvSpec | None:
     return SPECS.get((repo, str(version)))
 
 
+def find_spec(instance) -> EnvSpec | None:
+    """The spec a record carries (``env_spec``: a generated task, see :mod:`srl_swe.taskgen`), else the one in
+    :data:`SPECS` for its repo and version, else ``None``. A malformed ``env_spec`` raises :class:`SpecError`."""
+    carried = instance.raw.get("env_spec")
+    if carried is not None:
+        spec = EnvSpec.from_dict(carried, source=instance.instance_id)
+        if (spec.repo, spec.version) != (instance.repo, instance.version):
+            raise SpecError(f"{instance.instance_id}: env_spec is for {spec.repo} {spec.version}, the record for "
+                            f"{instance.repo} {instance.version}")
+        return spec
+    return get_spec(instance.repo, instance.version)
+
+
+def setup_patch(instance) -> str:
+    """The diff a generated task applies to its spec's clean source to get its base (its bug); "" for others."""
+    value = instance.raw.get(SETUP_PATCH) or ""
+    if not isinstance(value, str):
+        raise SpecError(f"{instance.instance_id}: {SETUP_PATCH} must be a string (a git diff)")
+    return value
+
+
 def spec_for(instance) -> EnvSpec:
     """The instance's spec, or :class:`SpecError` saying how to get one."""
-    spec = get_spec(instance.repo, instance.version)
+    spec = find_spec(instance)
     if spec is None:
         known = ", ".join(f"{r} {v}" for r, v in sorted(SPECS))
         raise SpecError(
@@ -131,7 +198,10 @@ def patch_files(test_patch: str) -> PatchFiles:
 def make_eval_script(instance, spec: EnvSpec, repo_dir: str = REPO_DIR) -> str:
     """The harness-shaped eval script: reset the test files, apply ``test_patch``, run the tests between
     the Start/End markers (the test command right before the End marker, where the harness records its
-    exit code), reset the test files again."""
+    exit code), reset the test files again. A generated task (a record with ``test_args``, no ``test_patch``)
+    runs its own suite instead: :func:`_suite_script`."""
+    if not instance.test_patch.strip() and TEST_ARGS in instance.raw:
+        return _suite_script(instance, spec, repo_dir)
     if not instance.test_patch.strip():
         raise SpecError(f"{instance.instance_id}: the record has no test_patch, so there are no tests to run")
     if HEREDOC in instance.test_patch:
@@ -155,6 +225,26 @@ def make_eval_script(instance, spec: EnvSpec, repo_dir: str = REPO_DIR) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _suite_script(instance, spec: EnvSpec, repo_dir: str) -> str:
+    """A generated task's eval script: reset the test files that hold its FAIL_TO_PASS/PASS_TO_PASS tests to
+    ``HEAD`` (a patch that edits a test cannot make it pass), run ``test_cmd`` on ``test_args`` (the arguments
+    its tests were validated with; [] is the whole suite) between the harness's markers, reset them again."""
+    args = instance.raw.get(TEST_ARGS)
+    if not isinstance(args, list) or not all(isinstance(a, str) and a and not a.startswith("-") for a in args):
+        raise SpecError(f"{instance.instance_id}: {TEST_ARGS} must be a list of test paths (no options), "
+                        f"got {str(args)[:200]!r}")
+    files = sorted({t.split("::", 1)[0] for t in (*instance.FAIL_TO_PASS, *instance.PASS_TO_PASS)
+                    if t.split("::", 1)[0].endswith(".py")})
+    quote = lambda paths: " ".join(shlex.quote(p) for p in paths)  # noqa: E731
+    reset = [f"git checkout HEAD -- {quote(files)}"] if files else []
+    lines = ["#!/bin/bash", "set -uxo pipefail", f"cd {shlex.quote(repo_dir)}"]
+    if spec.pythonpath:
+        lines.append(f'export PYTHONPATH="$PWD/{spec.pythonpath}"')
+    lines += ["git -c core.fileMode=false status --short", *reset, f'echo "{START_TEST_OUTPUT}"',
+              f"{spec.test_cmd} {quote(args)}".rstrip(), f'echo "{END_TEST_OUTPUT}"', *reset]
+    return "\n".join(lines) + "\n"
+
+
 def harness_test_names(names) -> list[str]:
     """Test ids as the whitespace-splitting log parsers report them: cut at the first whitespace, then
     de-duplicated. Parametrized ids with spaces (``test_x[a b]``) otherwise never match the parsed log;
@@ -172,7 +262,7 @@ def harness_record(instance) -> dict:
     missing = [key for key in HARNESS_FIELDS if not record.get(key)]
     if not missing:
         return record
-    spec = get_spec(instance.repo, instance.version)
+    spec = find_spec(instance)
     if spec is None:
         raise SpecError(
             f"{instance.instance_id}: no {'/'.join(missing)} and no build spec for {instance.repo} "

@@ -9,7 +9,9 @@ seed and validates them in parallel, writing into ``out_dir``:
   the PASS_TO_PASS count, seconds).
 - ``kept.jsonl``: the full record of each kept one: PASS_TO_PASS too, and ``patch``, the bug as a ``git diff``
   of the clean source (``git apply`` it to the clean repo to get the buggy one).
-- ``summary.json``: yield per family, counts per kind, the baseline, timings, the skipped source files.
+- ``summary.json``: yield per family, counts per kind, the baseline, timings, the skipped source files, splits.
+- ``tasks.jsonl`` / ``splits.json``: the kept bugs as SWE-bench instances and their train/heldout split
+  (:mod:`srl_swe.taskgen.instances`), rewritten whole from ``kept.jsonl`` at the end of every run.
 
 Resumable like ``srl-swe eval swebench`` (both use :class:`srl_swe.jsonl.JsonlLog`): each line is appended,
 flushed and fsynced as its candidate finishes, a torn last line (a kill mid-write) is cut off on start, and a
@@ -33,7 +35,8 @@ from srl_swe.errors import SRLError
 from srl_swe.jsonl import JsonlLog, write_atomic
 from srl_swe.swebench.local_env import prepare_source
 from srl_swe.swebench.specs import EnvSpec
-from srl_swe.taskgen.mutations import FAMILIES, Mutation, sample_mutations, source_files
+from srl_swe.taskgen.instances import HELDOUT_FRACTION, write_tasks
+from srl_swe.taskgen.mutations import FAMILIES, Mutation, SourceFiles, sample_mutations, source_files
 from srl_swe.taskgen.validate import KINDS, Baseline, Verdict, run_baseline, validate_many
 
 BASELINE, CANDIDATES, KEPT, SUMMARY = "baseline.json", "candidates.jsonl", "kept.jsonl", "summary.json"
@@ -135,9 +138,11 @@ def _summary(spec: EnvSpec, seed: int, n: int, sample: list[Mutation], done: dic
 
 
 def generate(spec: EnvSpec, out_dir: Path | str, *, n: int, seed: int, workers: int = 4,
-             tests: Sequence[str] = (), timeout: float | None = None, progress: bool = True) -> dict[str, Any]:
+             tests: Sequence[str] = (), only: Sequence[str] = (), timeout: float | None = None,
+             heldout: float = HELDOUT_FRACTION, progress: bool = True) -> dict[str, Any]:
     """Sample ``n`` bugs of ``spec``'s clean source for ``seed``, validate them with ``workers`` in parallel
-    against ``tests`` (() is the whole suite; ``timeout`` per candidate run, default from the baseline) and
+    against ``tests`` (() is the whole suite; ``timeout`` per candidate run, default from the baseline), only in
+    the source files ``only`` (repo-relative; () is every source file; a different ``only`` samples differently) and
     record the results in ``out_dir`` (module docstring); resumes what an earlier run into ``out_dir`` left.
     Returns the summary (also ``summary.json``). :class:`GenerationError` when the source has no Python files
     to mutate; :class:`~srl_swe.taskgen.validate.BaselineError` when the clean suite does not run."""
@@ -154,6 +159,12 @@ def generate(spec: EnvSpec, out_dir: Path | str, *, n: int, seed: int, workers: 
 
     repo = prepare_source(spec)
     sources = source_files(repo)
+    if only:
+        unknown = sorted(set(only) - set(sources.files))
+        if unknown:
+            raise GenerationError(f"{spec.package} {spec.package_version}: no source file {', '.join(unknown)} to "
+                                  f"mutate (known: {', '.join(sorted(sources.files)[:20])})")
+        sources = SourceFiles({p: t for p, t in sources.files.items() if p in only}, sources.skipped)
     if not sources.files:
         why = "; ".join(f"{p}: {r}" for p, r in sorted(sources.skipped.items())[:5])
         raise GenerationError(f"{spec.package} {spec.package_version}: no Python source file to mutate in {repo}"
@@ -168,7 +179,7 @@ def generate(spec: EnvSpec, out_dir: Path | str, *, n: int, seed: int, workers: 
         record = _record(m, verdict)
         if verdict.kept:  # kept first: a kill between the two lines leaves an orphan kept line, dropped on start
             kept_log.append({**record, "repo": spec.repo, "version": spec.version,
-                             "pass_to_pass": list(verdict.pass_to_pass),
+                             "pass_to_pass": list(verdict.pass_to_pass), "failure": verdict.failure,
                              "patch": bug_patch(m.file, m.source, m.mutated)})
         candidates_log.append(record)
         done[key] = record
@@ -177,5 +188,7 @@ def generate(spec: EnvSpec, out_dir: Path | str, *, n: int, seed: int, workers: 
         validate_many(spec, baseline, [(m.key, {m.file: m.mutated}) for m in todo], workers=workers,
                       timeout=timeout, runs=RUNS, progress=progress, on_result=on_result)
     summary = _summary(spec, seed, n, sample, done, baseline, reused, sources.skipped, time.monotonic() - start)
+    summary["only"] = sorted(only)
+    summary["splits"] = write_tasks(spec, out, kept_log.read(), list(tests), heldout, progress)
     _write_json(out / SUMMARY, summary)
     return summary

@@ -18,6 +18,7 @@ which is acceptable for a pinned PyPI sdist and mechanical mutations, not for mo
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import shlex
@@ -33,6 +34,7 @@ from srl_swe.runtime.base import REPO_DIR
 from srl_swe.runtime.local import LocalRuntime
 from srl_swe.swebench.local_env import LocalEnv, prepare_spec_env
 from srl_swe.swebench.specs import EnvSpec
+from srl_swe.taskgen.statement import failure_excerpt
 
 PASSED = "PASSED"  # swebench.harness.constants.TestStatus.PASSED (the harness's "success")
 #: A candidate's timeout when none is given: this many times the slowest baseline run, at least MIN_TIMEOUT s
@@ -79,6 +81,7 @@ class Verdict:
     fail_to_pass: tuple[str, ...] = ()
     pass_to_pass: tuple[str, ...] = ()
     seconds: float = 0.0
+    failure: str = ""  # what pytest printed for the failing tests (statement.failure_excerpt), kept ones only
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,7 @@ def validate(spec: EnvSpec, baseline: Baseline, changed_files: Mapping[str, str]
     timeout = baseline.default_timeout() if timeout is None else timeout
     passing = set(baseline.passing)
     failed_sets: list[frozenset[str]] = []
+    run = _Run()
     for _ in range(runs):
         run = _run_tests(spec, env, changed_files, baseline.tests, timeout)
         if run.timed_out:  # one hang is enough to drop it; a second run would only hang again
@@ -212,7 +216,8 @@ def validate(spec: EnvSpec, baseline: Baseline, changed_files: Mapping[str, str]
     f2p, p2p = sorted(failed), sorted(passing - failed)
     if max_fail_to_pass is not None and len(failed) > max_fail_to_pass:
         return verdict("breaks_too_many", f"breaks {len(failed)} tests (more than {max_fail_to_pass})", f2p, p2p)
-    return verdict("kept", f"{len(f2p)} tests fail, {len(p2p)} still pass", f2p, p2p)
+    kept = verdict("kept", f"{len(f2p)} tests fail, {len(p2p)} still pass", f2p, p2p)
+    return dataclasses.replace(kept, failure=failure_excerpt(run.output))
 
 
 def _source_key(changed: Mapping[str, str]) -> str:

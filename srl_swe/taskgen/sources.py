@@ -1,0 +1,309 @@
+"""Task sources (issue 12): a PyPI sdist spec (``name==version``) or a local package folder -> an :class:`EnvSpec`.
+
+Both end as an sdist in ``cache_dir()/"sdists"``, so the existing chain (:mod:`srl_swe.swebench.local_env`, the
+Docker image build) works unchanged: a PyPI sdist is fetched with ``pip download`` under its PyPI file name (the
+spec's ``package``/``package_version`` are read off that name, so ``download_sdist``'s ``{package}-{version}.*``
+finds it whatever PyPI's name normalisation did); a folder is packed deterministically (sorted entries, mtime 0,
+owner 0, no VCS or cache folders, symlinks left out) as ``NAME-VERSION.tar.gz`` with one top folder ``NAME-VERSION/``.
+
+``test_deps`` is the pinned closure of pytest, the package's own runtime dependencies and ``extra_deps``, resolved by
+pip as wheels for CPython ``python`` on manylinux (the image) and checked on the host (the local venv); the package
+itself is left out, since the tests import it from the source tree. A resolved spec is kept in
+``cache_dir()/"specs"``, so a rerun is offline and gets the same pins even after PyPI moves on (delete the folder
+to re-resolve).
+"""
+
+from __future__ import annotations
+
+import configparser
+import gzip
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from srl_swe.errors import SRLError
+from srl_swe.paths import cache_dir
+from srl_swe.runtime.images import file_lock
+from srl_swe.swebench.local_env import download_sdist
+from srl_swe.swebench.specs import EnvSpec
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pyproject.toml is not read; setup.cfg/setup.py or the fallback name it
+    tomllib = None
+
+# The task packages (issue 12), measured on this 2-core box, Python 3.11, `pytest -rA`, run_baseline (2 runs):
+# marshmallow 3.13.0 (MIT): see SPECS.
+PACKAGES = ("marshmallow==3.13.0",)
+TEST_CMD = "pytest -rA"
+LOG_PARSER = "parse_log_pytest"
+#: Never packed from a folder: version control, caches, virtualenvs, build metadata.
+SKIP = {".git", ".hg", ".svn", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox",
+        ".venv", "venv", ".eggs"}
+MAX_FOLDER_BYTES = 200 << 20
+TEST_DIRS = {"tests", "test", "testing"}
+_PYPI_SPEC = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9.+!_-]+)\s*$")
+_SDIST_EXTS = (".tar.gz", ".zip", ".tar.bz2", ".tgz")
+
+
+class PackageSourceError(SRLError, ValueError):
+    """SRC of ``srl-swe tasks make`` cannot be turned into an environment; the message names SRC and what to do."""
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _split_sdist_name(file: Path) -> tuple[str, str]:
+    """``more_itertools-10.8.0.tar.gz`` -> ("more_itertools", "10.8.0"): what ``download_sdist`` globs for."""
+    stem = next((file.name[: -len(ext)] for ext in _SDIST_EXTS if file.name.endswith(ext)), None)
+    if stem is None or "-" not in stem:
+        raise PackageSourceError(f"{file.name}: not an sdist file name (NAME-VERSION.tar.gz)")
+    name, version = stem.rsplit("-", 1)
+    return name, version
+
+
+def _pip(args: list[str], src: str, what: str, hint: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        tail = "\n".join(line for line in lines if not line.startswith("WARNING: Location"))[-3000:]
+        raise PackageSourceError(f"{src}: {what} failed (pip exit {proc.returncode}); {hint}\n{tail}")
+    return proc.stdout
+
+
+def download_pypi(name: str, version: str, src: str | None = None) -> Path:
+    """The PyPI sdist of ``name==version`` in ``cache_dir()/"sdists"`` under its PyPI file name (downloaded each
+    call: the sha256 is not known before; the resolved-spec cache is what makes reruns offline)."""
+    src = src or f"{name}=={version}"
+    folder = cache_dir() / "sdists"
+    folder.mkdir(parents=True, exist_ok=True)
+    with file_lock(f"sdist-{_canonical(name)}-{version}"), tempfile.TemporaryDirectory(dir=folder) as tmp:
+        _pip(["download", "--no-deps", "--no-binary", ":all:", "-q", "-d", tmp, f"{name}=={version}"], src,
+             "downloading the sdist from PyPI",
+             "check the name and version on https://pypi.org (a version with wheels only has no sdist to use)")
+        (got,) = Path(tmp).iterdir()
+        os.replace(got, folder / got.name)  # PyPI files are immutable: a file of that name is this one
+        return folder / got.name
+
+
+def _entries(root: Path) -> list[tuple[str, Path]]:
+    """Every file and folder to pack, as (POSIX path relative to ``root``, path), sorted."""
+    out, total = [], 0
+    for dirpath, dirnames, filenames in os.walk(root):  # symlinked folders are not followed
+        base = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP and not d.endswith(".egg-info")
+                             and not (base / d).is_symlink())
+        for name in [*dirnames, *filenames]:
+            path = base / name
+            if name.endswith((".pyc", ".pyo")) or path.is_symlink():
+                continue
+            total += path.stat().st_size if path.is_file() else 0
+            if total > MAX_FOLDER_BYTES:
+                raise PackageSourceError(f"{root}: more than {MAX_FOLDER_BYTES >> 20} MiB to pack; pass the "
+                                         "package's source folder, not one holding data or environments")
+            out.append((path.relative_to(root).as_posix(), path))
+    return sorted(out)
+
+
+def _content_hash(entries: list[tuple[str, Path]]) -> str:
+    digest = hashlib.sha256()
+    for rel, path in entries:
+        data = path.read_bytes() if path.is_file() else b""
+        digest.update(f"{rel}\0{path.is_dir()}\0{os.access(path, os.X_OK)}\0{len(data)}\0".encode() + data)
+    return digest.hexdigest()
+
+
+def _metadata(root: Path) -> tuple[str | None, str | None]:
+    """Name and version where they are written out literally: pyproject [project], setup.cfg [metadata], setup.py's
+    ``setup(name="...", version="...")``. Dynamic ones (read from the code or git) are None."""
+    name = version = None
+    if (pyproject := root / "pyproject.toml").is_file() and tomllib is not None:
+        try:
+            project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise PackageSourceError(f"{pyproject}: not valid TOML ({exc}); fix the file") from None
+        name, version = project.get("name"), project.get("version")
+    if (setup_cfg := root / "setup.cfg").is_file() and not (name and version):
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(setup_cfg, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            pass
+        else:
+            name = name or parser.get("metadata", "name", fallback=None)
+            version = version or parser.get("metadata", "version", fallback=None)
+    if (setup_py := root / "setup.py").is_file() and not (name and version):
+        text = setup_py.read_text(encoding="utf-8", errors="replace")
+        literal = lambda key: (m[1] if (m := re.search(rf"\b{key}\s*=\s*['\"]([^'\"]+)['\"]", text)) else None)  # noqa: E731
+        name, version = name or literal("name"), version or literal("version")
+    ok = lambda value, pattern: value if isinstance(value, str) and re.fullmatch(pattern, value) else None  # noqa: E731
+    return ok(name, r"[A-Za-z0-9][A-Za-z0-9._-]*"), ok(version, r"[A-Za-z0-9][A-Za-z0-9.+!_-]*")
+
+
+def pack_folder(folder: Path | str) -> Path:
+    """``folder`` as a deterministic sdist ``cache_dir()/"sdists"/NAME-VERSION.tar.gz`` (module docstring): the
+    same bytes for the same contents. Name and version come from the package's metadata, else the folder's name
+    and ``0+`` the content hash."""
+    root = Path(folder).expanduser().resolve()
+    if not root.is_dir():
+        raise PackageSourceError(f"{folder}: not a folder; pass a package's source folder or a PyPI spec NAME==VERSION")
+    entries = _entries(root)
+    name, version = _metadata(root)
+    name = re.sub(r"[-_.]+", "_", name or re.sub(r"[^A-Za-z0-9]+", "_", root.name).strip("_") or "package").lower()
+    version = version or f"0+{_content_hash(entries)[:12]}"
+    top = f"{name}-{version}"
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_info(top, tarfile.DIRTYPE, 0o755))
+        for rel, path in entries:
+            if path.is_dir():
+                tar.addfile(_info(f"{top}/{rel}", tarfile.DIRTYPE, 0o755))
+            elif path.is_file():
+                data = path.read_bytes()
+                info = _info(f"{top}/{rel}", tarfile.REGTYPE, 0o755 if os.access(path, os.X_OK) else 0o644)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    out = cache_dir() / "sdists" / f"{top}.tar.gz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(f"pack-{top}"):
+        if not out.is_file() or out.read_bytes() != buffer.getvalue():
+            tmp = out.with_name(f".{out.name}.{os.getpid()}")
+            tmp.write_bytes(buffer.getvalue())
+            os.replace(tmp, out)
+    return out
+
+
+def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = kind, mode, 0, 0, 0, "", ""
+    return info
+
+
+def _members(sdist: Path) -> list[str]:
+    """The sdist's file paths below its single top folder."""
+    with tarfile.open(sdist) as tar:
+        names = [m.name for m in tar.getmembers() if m.isfile()]
+    return sorted(name.split("/", 1)[1] for name in names if "/" in name)
+
+
+def _is_test(path: str) -> bool:
+    parts = path.split("/")
+    name = parts[-1]
+    return name.endswith(".py") and (any(p in TEST_DIRS for p in parts[:-1]) or name.startswith("test_")
+                                     or name.endswith("_test.py"))
+
+
+def _check_layout(src: str, sdist: Path, files: list[str]) -> str:
+    """The detected pythonpath ("src" or ""), or :class:`PackageSourceError` for a tree without code or tests."""
+    skip = {"setup.py", "conftest.py", "noxfile.py", "tasks.py"}
+    code = [f for f in files if f.endswith(".py") and not _is_test(f) and f.split("/")[-1] not in skip
+            and f.split("/")[0] not in {"docs", "doc", "examples", "benchmarks"}]
+    if not code:
+        raise PackageSourceError(f"{src}: not a Python package ({sdist.name} holds no Python source outside tests); "
+                                 "pass the folder holding the package's code and its tests")
+    if not any(map(_is_test, files)):
+        raise PackageSourceError(
+            f"{src}: {sdist.name} ships no tests (no tests/ or test/ folder, no test_*.py or *_test.py); task "
+            "generation runs the package's pytest suite: pick a version whose sdist includes it, or pass a local "
+            "checkout of the repository")
+    return "src" if any(f.startswith("src/") and f.endswith(".py") for f in code) else ""
+
+
+def _buildable(files: list[str]) -> bool:
+    return "setup.py" in files or "pyproject.toml" in files
+
+
+def _report(reqs: Sequence[str], flags: Sequence[str], src: str, what: str) -> dict[str, dict]:
+    """pip's resolution of ``reqs`` (nothing installed): canonical name -> the report's entry."""
+    out = _pip(["install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-", *flags, *reqs], src, what,
+               "check the requirements (extra_deps), or pin one that has no wheel for this Python")
+    return {_canonical(e["metadata"]["name"]): e for e in json.loads(out)["install"]}
+
+
+def resolve_test_deps(src: str, sdist: Path | None, extra_deps: Sequence[str] = (), python: str = "3.11"
+                      ) -> tuple[str, ...]:
+    """The pinned closure (sorted ``name==version``) of pytest, the sdist's runtime dependencies (when it is
+    buildable: None to skip it) and ``extra_deps``, for CPython ``python`` on manylinux and for the host; the
+    package itself left out."""
+    target = ["--only-binary", ":all:", "--python-version", python, "--implementation", "cp",
+              "--platform", f"manylinux_2_28_{platform.machine()}"]
+    reqs = ["pytest", *extra_deps, *([str(sdist)] if sdist else [])]
+    found = _report(reqs, target, src, f"resolving the test dependencies for CPython {python}")
+    own = {n for n, e in found.items() if sdist and e.get("download_info", {}).get("url") == sdist.as_uri()}
+    pins = {n: e["metadata"]["version"] for n, e in found.items() if n not in own}
+    # The local venv uses the host's Python: the same pins must install there, plus anything its markers add.
+    host = _report([f"{n}=={v}" for n, v in sorted(pins.items())], ["--only-binary", ":all:"], src,
+                   "checking that the test dependencies install on this host")
+    extra = {n: e["metadata"]["version"] for n, e in host.items() if n not in pins and n not in own}
+    if extra:
+        _report([f"{n}=={v}" for n, v in sorted(extra.items())], [*target, "--no-deps"], src,
+                f"checking the host-only test dependencies for CPython {python}")
+    return tuple(f"{n}=={v}" for n, v in sorted({**pins, **extra}.items()))
+
+
+def _spec_cache(key: dict) -> Path:
+    blob = json.dumps({**key, "host": f"{sys.version_info[0]}.{sys.version_info[1]}-{platform.machine()}"},
+                      sort_keys=True)
+    return cache_dir() / "specs" / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}.json"
+
+
+def _load(path: Path) -> EnvSpec | None:
+    try:
+        fields = json.loads(path.read_text(encoding="utf-8"))
+        return EnvSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    except (OSError, ValueError, TypeError):  # absent or from another version of EnvSpec: resolve again
+        return None
+
+
+def resolve_source(src: str, *, extra_deps: Sequence[str] = (), python: str = "3.11", pythonpath: str | None = None,
+                   test_cmd: str | None = None) -> EnvSpec:
+    """The :class:`EnvSpec` of SRC (a PyPI ``name==version`` or a local package folder; module docstring).
+    ``pythonpath`` defaults to "src" for a src layout, else ""; ``test_cmd`` to ``pytest -rA``."""
+    params = {"extra_deps": list(extra_deps), "python": python, "pythonpath": pythonpath, "test_cmd": test_cmd}
+    path = Path(src).expanduser()
+    if (match := _PYPI_SPEC.match(src)) and not path.exists():
+        name, version = match.groups()
+        cached = _spec_cache({"pypi": _canonical(name), "version": version, **params})
+        if spec := _load(cached):
+            download_sdist(spec)  # verifies (or fetches again) the very file the spec names
+            return spec
+        sdist = download_pypi(name, version, src)
+        repo = f"pypi/{_canonical(name)}"
+    elif path.is_dir():
+        sdist = pack_folder(path)
+        cached = _spec_cache({"local": _sha256(sdist), **params})
+        if spec := _load(cached):
+            return spec
+        repo = f"local/{_canonical(_split_sdist_name(sdist)[0])}"
+    else:
+        what = "is a file, not a folder" if path.exists() else "is neither NAME==VERSION nor an existing folder"
+        raise PackageSourceError(f"{src}: {what}; pass a PyPI sdist spec such as more-itertools==10.5.0 or the "
+                                 "source folder of a Python package with a pytest suite")
+    package, package_version = _split_sdist_name(sdist)
+    files = _members(sdist)
+    detected = _check_layout(src, sdist, files)
+    deps = resolve_test_deps(src, sdist if _buildable(files) else None, extra_deps, python)
+    spec = EnvSpec(repo, package_version, package, package_version, _sha256(sdist), deps, python=python,
+                   pythonpath=detected if pythonpath is None else pythonpath, test_cmd=test_cmd or TEST_CMD,
+                   log_parser=LOG_PARSER)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(asdict(spec), indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, cached)
+    return spec
