@@ -1,9 +1,11 @@
-"""``srl-swe``: data | env | train | eval | bench | plot.
+"""``srl-swe``: data | env | tasks | train | eval | bench | plot.
 
     srl-swe data inspect PATH            per-source counts: trajectories, steps, outcomes, skipped and why
     srl-swe data build SRC -o DIR        step examples as a Hugging Face dataset (load_from_disk)
     srl-swe env list | check             registered environment ids; gymnasium's check_env over each
     srl-swe env run [--env ID]           episodes with a scripted policy, printing rewards (JSONL out)
+    srl-swe tasks make SRC -o DIR        executable SWE tasks: bugs a package's own tests catch, + experts
+    srl-swe tasks inspect DIR            task counts, per-family yield, splits, expert trajectories
     srl-swe train --config FILE [k=v ...] [--resume]   SRL / RLVR / SFT / SRL->RLVR on TRL
     srl-swe eval steps --model M --data HELD_OUT       held-out step reward and format-violation rate
     srl-swe eval math --model M --benchmarks ...       greedy accuracy and avg@k, math-verify
@@ -11,8 +13,8 @@
     srl-swe bench NAME [ARGS]            a benchmark of benchmarks/ (core, train, learning, swebench)
     srl-swe plot RUN_DIR                 metrics.jsonl of a run as a PNG
 
-One module per group of subcommands (data.py: data + env, run.py: train + bench + plot, evaluate.py: eval); each
-adapts argparse to the typed library calls below it.
+One module per group of subcommands (data.py: data + env, tasks.py: tasks, run.py: train + bench + plot,
+evaluate.py: eval); each adapts argparse to the typed library calls below it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from srl_swe.cli import data, evaluate, run
+from srl_swe.cli import data, evaluate, run, tasks
 from srl_swe.cli.common import printable
 from srl_swe.errors import SRLError
 
@@ -28,7 +30,7 @@ from srl_swe.errors import SRLError
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="srl-swe", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    for commands in (data, run, evaluate):
+    for commands in (data, tasks, run, evaluate):
         commands.add_commands(sub)
     return p
 

@@ -93,8 +93,10 @@ def _add_swebench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", type=Path, default=None,
                         help="grade this predictions JSONL instead of generating (no --model needed)")
     parser.add_argument("--dataset", required=True,
-                        help="SWE-bench JSONL/JSON file, a local_tasks folder, or a Hugging Face dataset name")
-    parser.add_argument("--split", default="test", help="split of a Hugging Face dataset")
+                        help="SWE-bench JSONL/JSON file, a local_tasks or `srl-swe tasks make` folder, or a "
+                        "Hugging Face dataset name")
+    parser.add_argument("--split", default="test", help="split of a Hugging Face dataset, or of a `srl-swe "
+                        "tasks make` folder (train / heldout; any other value: all its tasks)")
     parser.add_argument("--instances", nargs="*", default=None, help="only these instance ids")
     parser.add_argument("--mode", choices=MODES, default="agent")
     parser.add_argument("--runtime", choices=RUNTIMES.names(), default="docker")
