@@ -10,7 +10,7 @@
     srl-swe eval steps --model M --data HELD_OUT       held-out step reward and format-violation rate
     srl-swe eval math --model M --benchmarks ...       greedy accuracy and avg@k, math-verify
     srl-swe eval swebench --dataset D --model M       SWE-bench predictions (agent / oracle-file), harness-graded
-    srl-swe bench NAME [ARGS]            a benchmark of benchmarks/ (core, train, learning, swebench)
+    srl-swe bench NAME [ARGS]            a benchmark of benchmarks/ (core, train, learning, swebench, tasks)
     srl-swe plot RUN_DIR                 metrics.jsonl of a run as a PNG
 
 One module per group of subcommands (data.py: data + env, tasks.py: tasks, run.py: train + bench + plot,

@@ -95,7 +95,7 @@ def _describe(path: Path) -> str:
             e = row["experts"]
             lines.append(f"  experts: {e.get('kept')} trajectories kept of {e.get('tried')} tried")
     if len(rows) > 1:
-        lines.append(f"total: {sum(r['tasks'] for r in rows)} tasks from {len(rows)} packages")
+        lines.append(f"total: {sum(r['tasks'] for r in rows)} tasks from {len(rows)} folders")
     return "\n".join(lines)
 
 

@@ -44,7 +44,7 @@ except ModuleNotFoundError:  # Python 3.10: pyproject.toml is not read; setup.cf
 
 # The task packages (issue 12), measured on this 2-core box, Python 3.11, `pytest -rA`, run_baseline (2 runs):
 # marshmallow 3.13.0 (MIT): see SPECS.
-PACKAGES = ("marshmallow==3.13.0",)
+PACKAGES = ("marshmallow==3.13.0", "more-itertools==10.5.0", "toolz==1.2.0")
 TEST_CMD = "pytest -rA"
 LOG_PARSER = "parse_log_pytest"
 #: Never packed from a folder: version control, caches, virtualenvs, build metadata.
@@ -52,6 +52,8 @@ SKIP = {".git", ".hg", ".svn", "__pycache__", ".pytest_cache", ".mypy_cache", ".
         ".venv", "venv", ".eggs"}
 MAX_FOLDER_BYTES = 200 << 20
 TEST_DIRS = {"tests", "test", "testing"}
+#: The extras a package's test requirements go by; the first one declared is installed unless extras= says otherwise.
+TEST_EXTRAS = ("tests", "test", "testing")
 _PYPI_SPEC = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9.+!_-]+)\s*$")
 _SDIST_EXTS = (".tar.gz", ".zip", ".tar.bz2", ".tgz")
 
@@ -236,16 +238,26 @@ def _report(reqs: Sequence[str], flags: Sequence[str], src: str, what: str) -> d
     return {_canonical(e["metadata"]["name"]): e for e in json.loads(out)["install"]}
 
 
-def resolve_test_deps(src: str, sdist: Path | None, extra_deps: Sequence[str] = (), python: str = "3.11"
-                      ) -> tuple[str, ...]:
-    """The pinned closure (sorted ``name==version``) of pytest, the sdist's runtime dependencies (when it is
-    buildable: None to skip it) and ``extra_deps``, for CPython ``python`` on manylinux and for the host; the
-    package itself left out."""
+def resolve_test_deps(src: str, sdist: Path | None, extra_deps: Sequence[str] = (), python: str = "3.11",
+                      extras: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The pinned closure (sorted ``name==version``) of pytest, the sdist's runtime dependencies with ``extras``
+    (None: its own test extra, the first of :data:`TEST_EXTRAS` it declares) and ``extra_deps``, for CPython
+    ``python`` on manylinux and for the host; the package itself left out. ``sdist`` None (a folder pip cannot
+    build): pytest and ``extra_deps`` only."""
     target = ["--only-binary", ":all:", "--python-version", python, "--implementation", "cp",
               "--platform", f"manylinux_2_28_{platform.machine()}"]
-    reqs = ["pytest", *extra_deps, *([str(sdist)] if sdist else [])]
-    found = _report(reqs, target, src, f"resolving the test dependencies for CPython {python}")
-    own = {n for n, e in found.items() if sdist and e.get("download_info", {}).get("url") == sdist.as_uri()}
+
+    def resolve(chosen: Sequence[str]) -> tuple[dict[str, dict], set[str]]:
+        own_req = [f"{sdist}[{','.join(chosen)}]" if chosen else str(sdist)] if sdist else []
+        found = _report(["pytest", *extra_deps, *own_req], target, src,
+                        f"resolving the test dependencies for CPython {python}")
+        return found, {n for n, e in found.items() if sdist and e.get("download_info", {}).get("url") == sdist.as_uri()}
+
+    found, own = resolve(extras or ())
+    if extras is None and own:
+        declared = {_canonical(x) for e in own for x in found[e]["metadata"].get("provides_extra") or ()}
+        if test_extra := next((x for x in TEST_EXTRAS if x in declared), None):
+            found, own = resolve([test_extra])
     pins = {n: e["metadata"]["version"] for n, e in found.items() if n not in own}
     # The local venv uses the host's Python: the same pins must install there, plus anything its markers add.
     host = _report([f"{n}=={v}" for n, v in sorted(pins.items())], ["--only-binary", ":all:"], src,
@@ -271,11 +283,13 @@ def _load(path: Path) -> EnvSpec | None:
         return None
 
 
-def resolve_source(src: str, *, extra_deps: Sequence[str] = (), python: str = "3.11", pythonpath: str | None = None,
-                   test_cmd: str | None = None) -> EnvSpec:
+def resolve_source(src: str, *, extra_deps: Sequence[str] = (), extras: Sequence[str] | None = None,
+                   python: str = "3.11", pythonpath: str | None = None, test_cmd: str | None = None) -> EnvSpec:
     """The :class:`EnvSpec` of SRC (a PyPI ``name==version`` or a local package folder; module docstring).
+    ``extras``: the package's extras to install (None: its test extra, see :func:`resolve_test_deps`);
     ``pythonpath`` defaults to "src" for a src layout, else ""; ``test_cmd`` to ``pytest -rA``."""
-    params = {"extra_deps": list(extra_deps), "python": python, "pythonpath": pythonpath, "test_cmd": test_cmd}
+    params = {"extra_deps": list(extra_deps), "extras": None if extras is None else list(extras), "python": python,
+              "pythonpath": pythonpath, "test_cmd": test_cmd}
     path = Path(src).expanduser()
     if (match := _PYPI_SPEC.match(src)) and not path.exists():
         name, version = match.groups()
@@ -298,7 +312,7 @@ def resolve_source(src: str, *, extra_deps: Sequence[str] = (), python: str = "3
     package, package_version = _split_sdist_name(sdist)
     files = _members(sdist)
     detected = _check_layout(src, sdist, files)
-    deps = resolve_test_deps(src, sdist if _buildable(files) else None, extra_deps, python)
+    deps = resolve_test_deps(src, sdist if _buildable(files) else None, extra_deps, python, extras)
     spec = EnvSpec(repo, package_version, package, package_version, _sha256(sdist), deps, python=python,
                    pythonpath=detected if pythonpath is None else pythonpath, test_cmd=test_cmd or TEST_CMD,
                    log_parser=LOG_PARSER)

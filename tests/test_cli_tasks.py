@@ -1,0 +1,66 @@
+"""`srl-swe tasks make` / `tasks inspect` (issue 12) on the session's generated tasks, and their bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from conftest import GENERATED
+
+from srl_swe.cli import main
+
+
+def _make_args(out: Path) -> list[str]:
+    return ["tasks", "make", "marshmallow==3.13.0", "-o", str(out), "--n", str(GENERATED["n"]),
+            "--seed", str(GENERATED["seed"]), "--tests", *GENERATED["tests"], "--only", *GENERATED["only"],
+            "--no-experts", "--quiet"]
+
+
+def test_inspect_prints_the_counts(generated_tasks: Path, capsys):
+    summary = json.loads((generated_tasks / "summary.json").read_text())
+    tasks = (generated_tasks / "tasks.jsonl").read_text().splitlines()
+    assert main(["tasks", "inspect", str(generated_tasks)]) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert first.startswith(f"marshmallow 3.13.0: {len(tasks)} tasks ({summary['kept']} kept of "
+                            f"{GENERATED['n']} validated")
+    for family, f in summary["families"].items():
+        assert any(line.split()[:3] == [family, str(f["kept"]), str(f["tried"])] for line in out.splitlines())
+    assert main(["tasks", "inspect", str(generated_tasks), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["tasks"] == len(tasks) and row["splits"]["counts"] == summary["splits"]["counts"]
+
+
+def test_inspect_a_folder_of_task_folders(generated_tasks: Path, tmp_path: Path, capsys):
+    n = len((generated_tasks / "tasks.jsonl").read_text().splitlines())
+    for name in ("a", "b"):
+        shutil.copytree(generated_tasks, tmp_path / name)
+    assert main(["tasks", "inspect", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("marshmallow 3.13.0:") == 2 and f"total: {2 * n} tasks from 2 folders" in out
+
+
+def test_make_reruns_resume_without_validating_again(generated_tasks: Path, tmp_path: Path, capsys):
+    out = tmp_path / "copy"
+    shutil.copytree(generated_tasks, out, ignore=shutil.ignore_patterns("experts"))
+    before = (out / "candidates.jsonl").read_bytes()
+    tasks = (out / "tasks.jsonl").read_bytes()
+    assert main(_make_args(out)) == 0
+    assert (out / "candidates.jsonl").read_bytes() == before  # nothing validated twice, nothing lost
+    assert (out / "tasks.jsonl").read_bytes() == tasks  # the same instances, byte for byte
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baseline"]["reused"] is True and summary["validated"] == GENERATED["n"]
+    assert "marshmallow 3.13.0:" in capsys.readouterr().out
+
+
+def test_bad_sources_are_clear_errors(tmp_path: Path, capsys):
+    assert main(["tasks", "make", str(tmp_path / "missing"), "-o", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "missing" in capsys.readouterr().err
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "README.md").write_text("not a package\n")
+    assert main(["tasks", "make", str(notes), "-o", str(tmp_path / "o2"), "--quiet"]) == 2
+    assert str(notes) in capsys.readouterr().err
+    assert main(["tasks", "inspect", str(notes)]) == 2
+    assert "no summary.json" in capsys.readouterr().err
