@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from srl_swe.cli.common import printable
+from srl_swe.taskgen.validate import RUNTIMES
 
 
 def spec_of(src: str, args: argparse.Namespace):
@@ -33,7 +34,7 @@ def cmd_tasks_make(args: argparse.Namespace) -> int:
 
     spec = spec_of(args.src, args)
     generate(spec, args.out, n=args.n, seed=args.seed, workers=args.workers, tests=args.tests,
-             only=args.only, timeout=args.timeout, heldout=args.heldout, progress=not args.quiet)
+             only=args.only, timeout=args.timeout, heldout=args.heldout, runtime=args.runtime, progress=not args.quiet)
     if args.experts:
         from srl_swe.taskgen.expert import write_experts
 
@@ -134,7 +135,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     make.add_argument("--test-cmd", default=None, help="the pytest command (default 'pytest -rA')")
     make.add_argument("--experts", action=argparse.BooleanOptionalAction, default=True,
                       help="write a scripted expert trajectory per task, kept if it resolves (default on)")
-    make.add_argument("--runtime", default="local", help="runtime of the experts (local or docker)")
+    make.add_argument("--runtime", choices=RUNTIMES, default="local", help="where the tests and the experts run: "
+                      "local (host, fast) or docker (the package's image, isolated); default local")
     make.add_argument("--quiet", action="store_true", help="no progress bars")
     make.set_defaults(func=cmd_tasks_make)
     ins = tsub.add_parser("inspect", help="counts of a `tasks make` folder (or a folder of them)")

@@ -83,7 +83,7 @@ def _baseline_json(baseline: Baseline) -> dict[str, Any]:
             **{k: v for k, v in asdict(baseline).items() if k != "spec"}}
 
 
-def _load_baseline(path: Path, spec: EnvSpec, tests: tuple[str, ...]) -> tuple[Baseline | None, bool]:
+def _load_baseline(path: Path, spec: EnvSpec, tests: tuple[str, ...], runtime: str) -> tuple[Baseline | None, bool]:
     """The stored baseline if it is this spec's and these tests' (else None), and whether one is stored at all."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -91,25 +91,27 @@ def _load_baseline(path: Path, spec: EnvSpec, tests: tuple[str, ...]) -> tuple[B
         return None, False
     if not isinstance(data, dict):
         return None, False
-    if (data.get("spec_digest"), data.get("tests"), data.get("runs")) != (spec.digest(), list(tests), RUNS):
+    if (data.get("spec_digest"), data.get("tests"), data.get("runs"), data.get("runtime", "local")) != (
+            spec.digest(), list(tests), RUNS, runtime):
         return None, True
     try:
         return Baseline(spec, tests, tuple(data["passing"]), tuple(data["excluded"]), int(data["flaky"]),
-                        int(data["failing"]), int(data["runs"]), float(data["seconds"])), True
+                        int(data["failing"]), int(data["runs"]), float(data["seconds"]), runtime), True
     except (KeyError, TypeError, ValueError):
         return None, False
 
 
-def _baseline(out: Path, spec: EnvSpec, tests: tuple[str, ...], have_candidates: bool) -> tuple[Baseline, bool]:
+def _baseline(out: Path, spec: EnvSpec, tests: tuple[str, ...], have_candidates: bool,
+              runtime: str) -> tuple[Baseline, bool]:
     """(baseline, whether it was reused)."""
     path = out / BASELINE
-    stored, exists = _load_baseline(path, spec, tests)
+    stored, exists = _load_baseline(path, spec, tests, runtime)
     if stored is not None:
         return stored, True
     if exists and have_candidates:
         raise GenerationError(f"{out} holds candidates validated against another baseline ({path}: other spec, "
-                              "tests or runs); use a new out_dir or remove that one")
-    baseline = run_baseline(spec, tests=tests, runs=RUNS)  # BaselineError (a clear message) propagates
+                              "tests, runs or runtime); use a new out_dir or remove that one")
+    baseline = run_baseline(spec, tests=tests, runs=RUNS, runtime=runtime)  # BaselineError (a clear message) propagates
     _write_json(path, _baseline_json(baseline))
     return baseline, False
 
@@ -131,6 +133,7 @@ def _summary(spec: EnvSpec, seed: int, n: int, sample: list[Mutation], done: dic
         "families": families, "kinds": {k: kinds[k] for k in KINDS if kinds.get(k)},
         "baseline": {"tests": list(baseline.tests), "passing": len(baseline.passing), "flaky": baseline.flaky,
                      "failing": baseline.failing, "runs": baseline.runs, "seconds": round(baseline.seconds, 3),
+                     "runtime": baseline.runtime,
                      "reused": reused},
         "validation_seconds": round(sum(r["seconds"] for r in records), 3),
         "wall_seconds": round(wall, 3), "skipped_files": dict(sorted(skipped.items())),
@@ -139,10 +142,11 @@ def _summary(spec: EnvSpec, seed: int, n: int, sample: list[Mutation], done: dic
 
 def generate(spec: EnvSpec, out_dir: Path | str, *, n: int, seed: int, workers: int = 4,
              tests: Sequence[str] = (), only: Sequence[str] = (), timeout: float | None = None,
-             heldout: float = HELDOUT_FRACTION, progress: bool = True) -> dict[str, Any]:
+             heldout: float = HELDOUT_FRACTION, runtime: str = "local", progress: bool = True) -> dict[str, Any]:
     """Sample ``n`` bugs of ``spec``'s clean source for ``seed``, validate them with ``workers`` in parallel
     against ``tests`` (() is the whole suite; ``timeout`` per candidate run, default from the baseline), only in
-    the source files ``only`` (repo-relative; () is every source file; a different ``only`` samples differently) and
+    the source files ``only`` (repo-relative; () is every source file; a different ``only`` samples differently), on
+    ``runtime`` (``local`` or ``docker``: :mod:`srl_swe.taskgen.validate`) and
     record the results in ``out_dir`` (module docstring); resumes what an earlier run into ``out_dir`` left.
     Returns the summary (also ``summary.json``). :class:`GenerationError` when the source has no Python files
     to mutate; :class:`~srl_swe.taskgen.validate.BaselineError` when the clean suite does not run."""
@@ -169,7 +173,7 @@ def generate(spec: EnvSpec, out_dir: Path | str, *, n: int, seed: int, workers: 
         why = "; ".join(f"{p}: {r}" for p, r in sorted(sources.skipped.items())[:5])
         raise GenerationError(f"{spec.package} {spec.package_version}: no Python source file to mutate in {repo}"
                               + (f" (skipped: {why})" if why else " (only tests, docs, setup.py or none at all)"))
-    baseline, reused = _baseline(out, spec, tests, bool(done))
+    baseline, reused = _baseline(out, spec, tests, bool(done), runtime)
     sample = sample_mutations(sources.files, n, seed)
     by_key = {m.key: m for m in sample}
     todo = [m for m in sample if m.key not in done]

@@ -11,9 +11,11 @@ and turns any error of one candidate into a dropped verdict with the reason, nev
 Test names come from swebench's own log parser named by ``spec.log_parser``, so they are exactly the names the
 SWE-bench harness grades later. Every test run has a timeout; the runtime caps the output it keeps.
 
-Runtime: the local one (a temporary copy of the cached source, the cached test venv; see
-:mod:`srl_swe.swebench.local_env`). It runs the package's tests and the mutated code on the host, unisolated,
-which is acceptable for a pinned PyPI sdist and mechanical mutations, not for model-written code.
+Runtimes (:data:`RUNTIMES`): ``local`` (the default: a temporary copy of the cached source, the cached test venv;
+see :mod:`srl_swe.swebench.local_env`) runs the package's tests and the mutated code on the host, unisolated, which
+is acceptable for a pinned PyPI sdist and mechanical mutations, not for model-written code; ``docker`` runs each
+test run in a fresh container of the package's environment image (``ensure_env_image``, built once) with the
+grading sandbox's limits: slower to start, isolated.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from srl_swe.errors import SRLError
-from srl_swe.runtime.base import REPO_DIR
+from srl_swe.runtime.base import REPO_DIR, Runtime
 from srl_swe.runtime.local import LocalRuntime
-from srl_swe.swebench.local_env import LocalEnv, prepare_spec_env
+from srl_swe.swebench.local_env import prepare_source, prepare_spec_env
 from srl_swe.swebench.specs import EnvSpec
 from srl_swe.taskgen.statement import failure_excerpt
 
@@ -40,6 +42,7 @@ PASSED = "PASSED"  # swebench.harness.constants.TestStatus.PASSED (the harness's
 #: A candidate's timeout when none is given: this many times the slowest baseline run, at least MIN_TIMEOUT s
 #: (a bug may legitimately slow tests down; a hang must still end).
 TIMEOUT_FACTOR, MIN_TIMEOUT = 4.0, 30.0
+RUNTIMES = ("local", "docker")
 KINDS = ("kept", "no_change", "duplicate", "bad_path", "timeout", "does_not_import", "no_test_fails",
          "breaks_too_many", "flaky", "error")
 _ERROR_LINE = re.compile(r"^E\s+(\S*(?:Error|Exception)\b.*)$", re.M)
@@ -66,6 +69,7 @@ class Baseline:
     failing: int
     runs: int
     seconds: float
+    runtime: str = "local"  # where the tests ran; candidates are validated on the same one
 
     def default_timeout(self) -> float:
         return max(MIN_TIMEOUT, TIMEOUT_FACTOR * self.seconds)
@@ -107,10 +111,10 @@ def _command(spec: EnvSpec, tests: Sequence[str]) -> str:
     return " ".join([spec.test_cmd, *(shlex.quote(t) for t in tests)])
 
 
-def _run_tests(spec: EnvSpec, env: LocalEnv, changed: Mapping[str, str], tests: Sequence[str],
+def _run_tests(spec: EnvSpec, sandbox: Callable[[], Runtime], changed: Mapping[str, str], tests: Sequence[str],
                timeout: float) -> _Run:
-    """One test run in a fresh copy of the clean source with ``changed`` written over it."""
-    with LocalRuntime(env.repo_dir, env=env.env) as rt:
+    """One test run in a fresh sandbox at the clean source with ``changed`` written over it."""
+    with sandbox() as rt:
         for path, text in changed.items():
             rt.write_file(f"{REPO_DIR}/{path}", text)
         res = rt.execute(_command(spec, tests), timeout=timeout)
@@ -127,22 +131,34 @@ def _what(spec: EnvSpec) -> str:
     return f"{spec.package} {spec.package_version} ({spec.repo} {spec.version})"
 
 
-def _env(spec: EnvSpec) -> LocalEnv:
+def _sandboxes(spec: EnvSpec, runtime: str) -> Callable[[], Runtime]:
+    """A maker of fresh sandboxes at the clean source of ``spec`` (see :data:`RUNTIMES`)."""
+    if runtime not in RUNTIMES:
+        raise ValidationError(f"validation runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
     try:
-        return prepare_spec_env(spec)
-    except SRLError as exc:  # SandboxError from pip/git, with its own hint
+        if runtime == "local":
+            env = prepare_spec_env(spec)
+            return lambda: LocalRuntime(env.repo_dir, env=env.env)
+        from srl_swe.runtime import make_runtime
+        from srl_swe.swebench.grading import GRADING_LIMITS
+        from srl_swe.swebench.images import ensure_env_image
+
+        image = ensure_env_image(spec)
+        return lambda: make_runtime("docker", image=image, limits=GRADING_LIMITS)
+    except SRLError as exc:  # SandboxError from pip/git/docker build, with its own hint
         raise BaselineError(f"{_what(spec)}: the test environment does not build: {exc}") from exc
 
 
-def run_baseline(spec: EnvSpec, *, tests: Sequence[str] = (), timeout: float = 1800, runs: int = 2) -> Baseline:
-    """Run the tests of the clean source ``runs`` times (see :class:`Baseline`); :class:`BaselineError` when the
-    environment does not build, a run times out, or no test passes in every run."""
+def run_baseline(spec: EnvSpec, *, tests: Sequence[str] = (), timeout: float = 1800, runs: int = 2,
+                 runtime: str = "local") -> Baseline:
+    """Run the tests of the clean source ``runs`` times on ``runtime`` (see :class:`Baseline`);
+    :class:`BaselineError` when the environment does not build, a run times out, or no test passes in every run."""
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")
-    env, tests = _env(spec), tuple(tests)
+    sandbox, tests = _sandboxes(spec, runtime), tuple(tests)
     results: list[_Run] = []
     for _ in range(runs):
-        run = _run_tests(spec, env, {}, tests, timeout)
+        run = _run_tests(spec, sandbox, {}, tests, timeout)
         if run.timed_out:
             raise BaselineError(f"{_what(spec)}: the clean test suite did not finish within {timeout:g} s; "
                                 "raise timeout= or pass a subset of the suite as tests=")
@@ -156,7 +172,7 @@ def run_baseline(spec: EnvSpec, *, tests: Sequence[str] = (), timeout: float = 1
                             f"Output tail:\n{_tail(results[-1].output)}")
     return Baseline(spec, tests, tuple(sorted(passing)), tuple(sorted(seen - passing)),
                     flaky=len(ever_passed - passing), failing=len(seen - ever_passed), runs=runs,
-                    seconds=max(r.seconds for r in results))
+                    seconds=max(r.seconds for r in results), runtime=runtime)
 
 
 def _bad_path(path: str) -> str | None:
@@ -166,9 +182,9 @@ def _bad_path(path: str) -> str | None:
     return None
 
 
-def _unchanged(env: LocalEnv, changed: Mapping[str, str]) -> bool:
+def _unchanged(spec: EnvSpec, changed: Mapping[str, str]) -> bool:
     def same(path: str, text: str) -> bool:
-        file = Path(env.repo_dir) / path
+        file = prepare_source(spec) / path
         return file.is_file() and file.read_bytes() == text.encode("utf-8", errors="surrogateescape")
 
     return all(same(p, t) for p, t in changed.items())
@@ -193,15 +209,15 @@ def validate(spec: EnvSpec, baseline: Baseline, changed_files: Mapping[str, str]
         raise ValueError(f"runs must be at least 1, got {runs}")
     if bad := next(filter(None, map(_bad_path, changed_files)), None):
         return verdict("bad_path", bad)
-    env = _env(spec)
-    if not changed_files or _unchanged(env, changed_files):
+    sandbox = _sandboxes(spec, baseline.runtime)
+    if not changed_files or _unchanged(spec, changed_files):
         return verdict("no_change", "no change: the files equal the clean source")
     timeout = baseline.default_timeout() if timeout is None else timeout
     passing = set(baseline.passing)
     failed_sets: list[frozenset[str]] = []
     run = _Run()
     for _ in range(runs):
-        run = _run_tests(spec, env, changed_files, baseline.tests, timeout)
+        run = _run_tests(spec, sandbox, changed_files, baseline.tests, timeout)
         if run.timed_out:  # one hang is enough to drop it; a second run would only hang again
             return verdict("timeout", f"timeout: the tests did not finish within {timeout:g} s")
         if not passing & run.status.keys():
