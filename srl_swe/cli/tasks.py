@@ -128,7 +128,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     make.add_argument("--tests", nargs="*", default=(), help="test paths to run (default: the whole suite)")
     make.add_argument("--only", nargs="*", default=(), help="source files to mutate (default: all but tests)")
     make.add_argument("--timeout", type=float, default=None, help="seconds per candidate test run "
-                      "(default: 4x the slowest clean run, at least 30)")
+                      "(default: 10x the slowest clean run, at least 120)")
     make.add_argument("--heldout", type=_fraction, default=0.2, help="fraction of functions held out (default 0.2)")
     make.add_argument("--deps", nargs="*", default=(), help="extra test dependencies (pip requirement specs)")
     make.add_argument("--pythonpath", default=None, help="import root inside the source (default: src/ if any)")
