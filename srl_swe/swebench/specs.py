@@ -88,6 +88,8 @@ class EnvSpec:
                 raise SpecError(f"{source}: env_spec field {name!r} = {str(value)[:200]!r} is not allowed "
                                 f"(expected {'a list of ' if name in _LIST_FIELDS else ''}{rule.pattern!r})")
             values[name] = tuple(value) if name in _LIST_FIELDS else value
+        if ".." in values.get("pythonpath", "").split("/"):
+            raise SpecError(f"{source}: env_spec field 'pythonpath' = {values['pythonpath']!r} leaves the repository")
         if values.get("log_parser", "parse_log_pytest") not in _PARSERS:
             raise SpecError(f"{source}: env_spec log_parser {values['log_parser']!r} is not one of {_PARSERS}")
         return cls(**values)
@@ -99,7 +101,7 @@ _FIELD_RULES = {
     "package": re.compile(_NAME), "package_version": re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_!-]{0,63}"),
     "sdist_sha256": re.compile(r"[0-9a-f]{64}"),
     "test_deps": re.compile(rf"{_NAME}(\[{_NAME}(,{_NAME})*\])?==[A-Za-z0-9.+_!-]{{1,64}}"),
-    "python": re.compile(r"3\.[0-9]{1,2}"), "pythonpath": re.compile(r"|[A-Za-z0-9_][A-Za-z0-9._/-]{0,99}"),
+    "python": re.compile(r"3\.[0-9]{1,2}"), "pythonpath": re.compile(r"|\.|[A-Za-z0-9_][A-Za-z0-9._/-]{0,99}"),
     "test_cmd": re.compile(r"pytest( -[A-Za-z]+| --[a-z][a-z-]*(=[A-Za-z0-9._,:-]+)?)*"),
     "log_parser": re.compile(r"parse_log_[a-z0-9_]+"), "apt_packages": re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}"),
 }

@@ -1,12 +1,14 @@
-"""What the scripted expert reads: the gold patch's hunks, the edit that applies one, and pytest's and the editor's
-output (failed tests, traceback frames, pass counts, numbered lines). All of it is bounded and checked, since a
-task record is input from a file: a patch the expert cannot apply is an :class:`ExpertError` naming the instance.
+"""What the scripted expert reads and says: the gold patch's hunks, the edit that applies one, pytest's and the
+editor's output (failed tests, traceback frames, pass counts, numbered lines), and the thought before an edit.
+All of it is bounded and checked, since a task record is input from a file: a patch the expert cannot apply is an
+:class:`ExpertError` naming the instance.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -129,9 +131,16 @@ def find_edit(content: str, hunk: Hunk, rng: random.Random, iid: str) -> tuple[s
 
 def enclosing(lines: list[str], index: int) -> list[tuple[str, str, int]]:
     """``(kind, name, 1-based line)`` of the defs and classes around 0-based line ``index``, innermost first."""
-    probe = next((lines[k] for k in range(index, min(len(lines), index + 50)) if lines[k].strip()), "")
-    indent = len(probe) - len(probe.lstrip())
     out = []
+    own = _SCOPE.match(lines[index]) if 0 <= index < len(lines) else None
+    if own:  # the change is on a def or class line itself (a changed default): that is the scope
+        out.append(("class" if lines[index].lstrip().startswith("class") else "def", own.group(2), index + 1))
+        probe = lines[index]
+    else:
+        probe = next((lines[k] for k in range(index, min(len(lines), index + 50)) if lines[k].strip()), "")
+    indent = len(probe.expandtabs()) - len(probe.expandtabs().lstrip())
+    if own and not indent:
+        return out
     for k in range(min(index, len(lines)) - 1, -1, -1):
         m = _SCOPE.match(lines[k])
         if m and len(m.group(1).expandtabs()) < indent:
@@ -176,3 +185,62 @@ def failing_counts(counts: str) -> bool:
 def viewed_lines(output: str) -> dict[int, str]:
     """Line number -> text of a ``str_replace_editor view`` output (``cat -n`` style)."""
     return {int(m.group(1)): m.group(2) for m in _NUMBERED.finditer(output)}
+
+
+# --- the thought before an edit ---------------------------------------------------------------------------------------
+
+MAX_QUOTE = 160
+FAMILY_NOTES = {
+    "flip_comparison": "the comparison operator is wrong", "flip_boolean": "the boolean logic is wrong",
+    "flip_arithmetic": "the arithmetic operator is wrong", "off_by_one_constant": "the constant is off by one",
+    "off_by_one_slice": "the slice bound is off by one", "swap_if_else": "the two branches are swapped",
+    "remove_conditional": "a conditional branch is missing", "remove_early_return": "a `return` is missing",
+    "remove_statement": "a statement is missing", "swap_arguments": "two arguments are in the wrong order",
+    "change_default": "the default value is wrong",
+}
+
+
+def quote(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_QUOTE else text[: MAX_QUOTE - 3] + "..."
+
+
+def _code(lines: Sequence[str]) -> str:
+    """One line inline, several as a block (which then ends the sentence before it)."""
+    return f"`{lines[0].strip()}`" if len(lines) == 1 else ":\n```\n" + "\n".join(lines) + "\n```\n"
+
+
+def _then(text: str, more: str) -> str:
+    """``more`` after ``text``: a space after a sentence, nothing after a code block (it ends with a newline)."""
+    return text + more if not more or text.endswith("\n") else f"{text} {more}"
+
+
+def fix_thought(hunk: Hunk, shown: list[str], viewed: dict[int, str], note: str, error: str) -> str:
+    """The thought before an edit: the viewed lines it changes, what is wrong (the bug family's note) and the
+    new text, and the error it would explain."""
+    first, last = hunk.changed_lines()
+    added, explains = list(hunk.added()), f"That would explain `{error}`." if error else ""
+    if hunk.removed():
+        where = f"{hunk.path} line {first}" if last == first else f"{hunk.path} lines {first}-{last}"
+        if len(shown) == 1:
+            text = f"In {where}, {_code(shown)}" + (f": {note}." if note else ".")
+        else:
+            text = _then(f"In {where}{_code(shown)}", f"{note[:1].upper()}{note[1:]}." if note else "")
+        new = ("It should read " + _code(added) + "." if len(added) == 1 else "It should read" + _code(added)
+               if added else "It must go.")
+        return _then(_then(text, new), explains)
+    above = first  # the last non-empty line above the insertion, as the anchor
+    while above > 1 and not (viewed.get(above) or "").strip() and (above - 1) in viewed:
+        above -= 1
+    blanks = first - above
+    anchor = f"line {above} (`{viewed[above].strip()}`)" if (viewed.get(above) or "").strip() else f"line {above}"
+    if blanks:
+        anchor += f" and the {'empty line' if blanks == 1 else f'{blanks} empty lines'} below it"
+    if len(added) == 1:
+        text = f"In {hunk.path}, after {anchor}, {_code(added)} is missing."
+    else:
+        text = f"In {hunk.path}, after {anchor}, these lines are missing{_code(added)}"
+    name = re.match(r"\s*(\w+)\s*=[^=]", added[0])
+    if name and "NameError" in error and f"'{name.group(1)}'" in error:
+        return _then(text, f"It defines `{name.group(1)}`, the name of the NameError.")
+    return _then(text, explains)

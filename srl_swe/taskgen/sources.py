@@ -39,18 +39,26 @@ from srl_swe.swebench.specs import EnvSpec
 
 try:
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: pyproject.toml is not read; setup.cfg/setup.py or the fallback name it
+except ModuleNotFoundError:  # Python 3.10: names come from setup.cfg/setup.py or the fallback, not pyproject.toml
     tomllib = None
 
-# The task packages (issue 12), measured on this 2-core box, Python 3.11, `pytest -rA`, run_baseline (2 runs):
-# marshmallow 3.13.0 (MIT): see SPECS.
+# The task packages (issue 12). Measured on a 2-core box, Python 3.11, resolve_source defaults, run_baseline (slowest
+# of 2 runs), candidates = enumerate_mutations over source_files, yield = kept/tried of sample_mutations(30, seed 0):
+# marshmallow 3.13.0 (MIT): 5-9 s, 1,102 passing (2 ids carry a timestamp: excluded), 13 files, 1,742 candidates.
+# more-itertools 10.5.0 (MIT): 4-7 s, 663 passing, 3 files / 6,061 lines, 2,604 candidates, yield 21/30.
+# toolz 1.2.0 (BSD-3-Clause): 2-5 s, 192 passing, 16 files / 3,907 lines, 1,274 candidates, yield 24/30.
+# Tried and left out: more-itertools 11.2.1 (29-45 s suite), idna 3.20 (needs hypothesis), tomli 2.5.0 (no tests in
+# the sdist), isodate 0.7.2 (parametrized ids change between runs), parse 1.22.4 (addopts need pytest-cov),
+# python-slugify 9.2.0 (addopts --color=yes defeats the log parser), inflection 0.5.1 (162 candidates), six 1.17.0.
 PACKAGES = ("marshmallow==3.13.0", "more-itertools==10.5.0", "toolz==1.2.0")
 TEST_CMD = "pytest -rA"
+RESOLVER = 2  # part of the resolved-spec cache key: bump it when what resolve_source derives changes
 LOG_PARSER = "parse_log_pytest"
 #: Never packed from a folder: version control, caches, virtualenvs, build metadata.
 SKIP = {".git", ".hg", ".svn", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox",
         ".venv", "venv", ".eggs"}
 MAX_FOLDER_BYTES = 200 << 20
+PIP_TIMEOUT = 900  # seconds for one pip call (a download, or a resolution that builds an sdist's metadata)
 TEST_DIRS = {"tests", "test", "testing"}
 #: The extras a package's test requirements go by; the first one declared is installed unless extras= says otherwise.
 TEST_EXTRAS = ("tests", "test", "testing")
@@ -80,7 +88,10 @@ def _split_sdist_name(file: Path) -> tuple[str, str]:
 
 
 def _pip(args: list[str], src: str, what: str, hint: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=PIP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise PackageSourceError(f"{src}: {what} did not finish within {PIP_TIMEOUT} s; is PyPI reachable?") from None
     if proc.returncode != 0:
         lines = (proc.stdout + proc.stderr).strip().splitlines()
         tail = "\n".join(line for line in lines if not line.startswith("WARNING: Location"))[-3000:]
@@ -199,6 +210,9 @@ def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
 
 def _members(sdist: Path) -> list[str]:
     """The sdist's file paths below its single top folder."""
+    if not tarfile.is_tarfile(sdist):  # old PyPI sdists may be .zip: prepare_source extracts tar archives only
+        raise PackageSourceError(f"{sdist.name}: not a tar archive, which the build chain needs; pick a version "
+                                 "whose sdist is a .tar.gz, or pass a local folder of its source")
     with tarfile.open(sdist) as tar:
         names = [m.name for m in tar.getmembers() if m.isfile()]
     return sorted(name.split("/", 1)[1] for name in names if "/" in name)
@@ -212,7 +226,7 @@ def _is_test(path: str) -> bool:
 
 
 def _check_layout(src: str, sdist: Path, files: list[str]) -> str:
-    """The detected pythonpath ("src" or ""), or :class:`PackageSourceError` for a tree without code or tests."""
+    """The detected pythonpath ("src", "" or "."), or :class:`PackageSourceError` for a tree without code or tests."""
     skip = {"setup.py", "conftest.py", "noxfile.py", "tasks.py"}
     code = [f for f in files if f.endswith(".py") and not _is_test(f) and f.split("/")[-1] not in skip
             and f.split("/")[0] not in {"docs", "doc", "examples", "benchmarks"}]
@@ -224,11 +238,35 @@ def _check_layout(src: str, sdist: Path, files: list[str]) -> str:
             f"{src}: {sdist.name} ships no tests (no tests/ or test/ folder, no test_*.py or *_test.py); task "
             "generation runs the package's pytest suite: pick a version whose sdist includes it, or pass a local "
             "checkout of the repository")
-    return "src" if any(f.startswith("src/") and f.endswith(".py") for f in code) else ""
+    if any(f.startswith("src/") and f.endswith(".py") for f in code):
+        return "src"
+    return "" if _root_on_path(files) else "."
 
 
-def _buildable(files: list[str]) -> bool:
-    return "setup.py" in files or "pyproject.toml" in files
+def _root_on_path(files: list[str]) -> bool:
+    """Whether pytest (its default "prepend" import mode) puts the repository root on ``sys.path`` by itself: it
+    inserts each test file's and conftest.py's first ancestor folder without an ``__init__.py``. If none is the root
+    (``tests/`` without ``__init__.py``, no top-level conftest.py), the package is importable only via PYTHONPATH."""
+    packages = {f.rsplit("/", 1)[0] for f in files if f.endswith("/__init__.py")}
+    for f in files:
+        if _is_test(f) or f.split("/")[-1] == "conftest.py":
+            folders = f.split("/")[:-1]
+            if all("/".join(folders[: i + 1]) in packages for i in range(len(folders))):
+                return True
+    return False
+
+
+def _buildable(sdist: Path, files: list[str]) -> bool:
+    """Whether pip can build the sdist's metadata (and so list its dependencies): a setup.py, or a pyproject.toml
+    that declares the project or its build system (one holding only tool settings is not enough)."""
+    if "setup.py" in files:
+        return True
+    if "pyproject.toml" not in files:
+        return False
+    with tarfile.open(sdist) as tar:
+        top = tar.getnames()[0].split("/")[0]
+        text = tar.extractfile(f"{top}/pyproject.toml").read().decode("utf-8", "replace")
+    return re.search(r"^\s*\[(project|build-system)\]", text, re.M) is not None
 
 
 def _report(reqs: Sequence[str], flags: Sequence[str], src: str, what: str) -> dict[str, dict]:
@@ -270,8 +308,8 @@ def resolve_test_deps(src: str, sdist: Path | None, extra_deps: Sequence[str] = 
 
 
 def _spec_cache(key: dict) -> Path:
-    blob = json.dumps({**key, "host": f"{sys.version_info[0]}.{sys.version_info[1]}-{platform.machine()}"},
-                      sort_keys=True)
+    host = f"{sys.version_info[0]}.{sys.version_info[1]}-{platform.machine()}"
+    blob = json.dumps({**key, "resolver": RESOLVER, "host": host}, sort_keys=True)
     return cache_dir() / "specs" / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}.json"
 
 
@@ -287,7 +325,8 @@ def resolve_source(src: str, *, extra_deps: Sequence[str] = (), extras: Sequence
                    python: str = "3.11", pythonpath: str | None = None, test_cmd: str | None = None) -> EnvSpec:
     """The :class:`EnvSpec` of SRC (a PyPI ``name==version`` or a local package folder; module docstring).
     ``extras``: the package's extras to install (None: its test extra, see :func:`resolve_test_deps`);
-    ``pythonpath`` defaults to "src" for a src layout, else ""; ``test_cmd`` to ``pytest -rA``."""
+    ``pythonpath`` defaults to "src" for a src layout, else "" where pytest finds the package by itself, else "."
+    (:func:`_root_on_path`); ``test_cmd`` to ``pytest -rA``."""
     params = {"extra_deps": list(extra_deps), "extras": None if extras is None else list(extras), "python": python,
               "pythonpath": pythonpath, "test_cmd": test_cmd}
     path = Path(src).expanduser()
@@ -312,7 +351,7 @@ def resolve_source(src: str, *, extra_deps: Sequence[str] = (), extras: Sequence
     package, package_version = _split_sdist_name(sdist)
     files = _members(sdist)
     detected = _check_layout(src, sdist, files)
-    deps = resolve_test_deps(src, sdist if _buildable(files) else None, extra_deps, python, extras)
+    deps = resolve_test_deps(src, sdist if _buildable(sdist, files) else None, extra_deps, python, extras)
     spec = EnvSpec(repo, package_version, package, package_version, _sha256(sdist), deps, python=python,
                    pythonpath=detected if pythonpath is None else pythonpath, test_cmd=test_cmd or TEST_CMD,
                    log_parser=LOG_PARSER)
