@@ -64,3 +64,14 @@ def test_bad_sources_are_clear_errors(tmp_path: Path, capsys):
     assert str(notes) in capsys.readouterr().err
     assert main(["tasks", "inspect", str(notes)]) == 2
     assert "no summary.json" in capsys.readouterr().err
+
+
+def test_eval_swebench_reads_the_folder_and_its_splits(generated_tasks: Path, tmp_path: Path):
+    splits = json.loads((generated_tasks / "splits.json").read_text())
+    every = splits["ids"]["train"] + splits["ids"]["heldout"]
+    for split, ids in (("test", every), ("heldout", splits["ids"]["heldout"])):
+        out = tmp_path / split
+        assert main(["eval", "swebench", "--dataset", str(generated_tasks), "--split", split, "--model", "gold",
+                     "--runtime", "local", "--out", str(out), "--quiet"]) == 0
+        results = json.loads((out / "results.json").read_text())
+        assert sorted(results["instances"]) == sorted(ids) and results["resolved"] == len(ids) > 0
