@@ -15,6 +15,7 @@ from srl_swe.errors import SRLError
 from srl_swe.paths import cache_dir
 from srl_swe.swebench.local_env import download_sdist, prepare_source
 from srl_swe.swebench.specs import EnvSpec
+from srl_swe.taskgen import pack as P
 from srl_swe.taskgen import sources as S
 from srl_swe.taskgen.validate import run_baseline
 
@@ -88,10 +89,10 @@ def test_the_test_extra_and_extra_deps_are_in_the_closure():
 
 
 def test_packing_a_folder_is_deterministic_and_leaves_caches_out(flat):
-    first = S.pack_folder(flat).read_bytes()
+    first = P.pack_folder(flat).read_bytes()
     os.utime(flat / "tinyflat" / "__init__.py", (1, 1))
     (flat / "tinyflat" / "__pycache__" / "y.pyc").write_text("more junk")
-    second = S.pack_folder(flat)
+    second = P.pack_folder(flat)
     assert second.read_bytes() == first
     with tarfile.open(second) as tar:
         members = tar.getmembers()
@@ -101,7 +102,7 @@ def test_packing_a_folder_is_deterministic_and_leaves_caches_out(flat):
     assert [m.name for m in members] == [top, *(f"{top}/{p}" for p in kept)]
     assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, 0, "", "")}
     (flat / "tinyflat" / "__init__.py").write_text(CODE + "\n")  # new content: new version, new file
-    assert S.pack_folder(flat).name != second.name
+    assert P.pack_folder(flat).name != second.name
 
 
 def test_a_flat_folder_resolves_and_its_baseline_passes(flat):
@@ -109,7 +110,7 @@ def test_a_flat_folder_resolves_and_its_baseline_passes(flat):
     # "." since tests/ has no __init__.py and there is no top-level conftest.py: pytest would not find tinyflat
     assert spec.repo == "local/tiny-flat" and spec.package == "tiny_flat" and spec.pythonpath == "."
     assert spec.package_version.startswith("0+") and spec.version == spec.package_version
-    assert spec.sdist_sha256 == _sha(S.pack_folder(flat)) and _names(spec.test_deps) == PYTEST_CLOSURE
+    assert spec.sdist_sha256 == _sha(P.pack_folder(flat)) and _names(spec.test_deps) == PYTEST_CLOSURE
     assert (prepare_source(spec) / "tinyflat" / "__init__.py").read_text() == CODE
     assert EnvSpec.from_dict(spec.to_dict()) == spec  # a generated task's record carries it; its checks accept it
     baseline = run_baseline(spec, timeout=120)
@@ -120,7 +121,7 @@ def test_a_flat_folder_resolves_and_its_baseline_passes(flat):
 def test_a_src_layout_folder_resolves_with_its_metadata_and_dependencies(src_layout):
     spec = S.resolve_source(str(src_layout))
     assert (spec.repo, spec.package, spec.package_version) == ("local/tiny-src", "tiny_src", "0.3.1")
-    assert spec.pythonpath == "src" and S.pack_folder(src_layout).name == "tiny_src-0.3.1.tar.gz"
+    assert spec.pythonpath == "src" and P.pack_folder(src_layout).name == "tiny_src-0.3.1.tar.gz"
     assert EnvSpec.from_dict(spec.to_dict()) == spec
     assert _names(spec.test_deps) == PYTEST_CLOSURE | {"six"}  # its runtime dependency, not itself
     assert S.resolve_source(str(src_layout), pythonpath="", test_cmd="pytest -x").pythonpath == ""

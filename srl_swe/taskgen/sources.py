@@ -15,10 +15,7 @@ to re-resolve).
 
 from __future__ import annotations
 
-import configparser
-import gzip
 import hashlib
-import io
 import json
 import os
 import platform
@@ -31,16 +28,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from srl_swe.errors import SRLError
 from srl_swe.paths import cache_dir
 from srl_swe.runtime.images import file_lock
 from srl_swe.swebench.local_env import download_sdist
 from srl_swe.swebench.specs import EnvSpec
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: names come from setup.cfg/setup.py or the fallback, not pyproject.toml
-    tomllib = None
+from srl_swe.taskgen.pack import PackageSourceError, pack_folder, sha256_file
 
 # The task packages (issue 12). Measured on a 2-core box, Python 3.11, resolve_source defaults, run_baseline (slowest
 # of 2 runs), candidates = enumerate_mutations over source_files, yield = kept/tried of sample_mutations(30, seed 0):
@@ -54,10 +46,6 @@ PACKAGES = ("marshmallow==3.13.0", "more-itertools==10.5.0", "toolz==1.2.0")
 TEST_CMD = "pytest -rA"
 RESOLVER = 2  # part of the resolved-spec cache key: bump it when what resolve_source derives changes
 LOG_PARSER = "parse_log_pytest"
-#: Never packed from a folder: version control, caches, virtualenvs, build metadata.
-SKIP = {".git", ".hg", ".svn", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox",
-        ".venv", "venv", ".eggs"}
-MAX_FOLDER_BYTES = 200 << 20
 PIP_TIMEOUT = 900  # seconds for one pip call (a download, or a resolution that builds an sdist's metadata)
 TEST_DIRS = {"tests", "test", "testing"}
 #: The extras a package's test requirements go by; the first one declared is installed unless extras= says otherwise.
@@ -66,16 +54,8 @@ _PYPI_SPEC = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9.+!
 _SDIST_EXTS = (".tar.gz", ".zip", ".tar.bz2", ".tgz")
 
 
-class PackageSourceError(SRLError, ValueError):
-    """SRC of ``srl-swe tasks make`` cannot be turned into an environment; the message names SRC and what to do."""
-
-
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _split_sdist_name(file: Path) -> tuple[str, str]:
@@ -112,100 +92,6 @@ def download_pypi(name: str, version: str, src: str | None = None) -> Path:
         (got,) = Path(tmp).iterdir()
         os.replace(got, folder / got.name)  # PyPI files are immutable: a file of that name is this one
         return folder / got.name
-
-
-def _entries(root: Path) -> list[tuple[str, Path]]:
-    """Every file and folder to pack, as (POSIX path relative to ``root``, path), sorted."""
-    out, total = [], 0
-    for dirpath, dirnames, filenames in os.walk(root):  # symlinked folders are not followed
-        base = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP and not d.endswith(".egg-info")
-                             and not (base / d).is_symlink())
-        for name in [*dirnames, *filenames]:
-            path = base / name
-            if name.endswith((".pyc", ".pyo")) or path.is_symlink():
-                continue
-            total += path.stat().st_size if path.is_file() else 0
-            if total > MAX_FOLDER_BYTES:
-                raise PackageSourceError(f"{root}: more than {MAX_FOLDER_BYTES >> 20} MiB to pack; pass the "
-                                         "package's source folder, not one holding data or environments")
-            out.append((path.relative_to(root).as_posix(), path))
-    return sorted(out)
-
-
-def _content_hash(entries: list[tuple[str, Path]]) -> str:
-    digest = hashlib.sha256()
-    for rel, path in entries:
-        data = path.read_bytes() if path.is_file() else b""
-        digest.update(f"{rel}\0{path.is_dir()}\0{os.access(path, os.X_OK)}\0{len(data)}\0".encode() + data)
-    return digest.hexdigest()
-
-
-def _metadata(root: Path) -> tuple[str | None, str | None]:
-    """Name and version where they are written out literally: pyproject [project], setup.cfg [metadata], setup.py's
-    ``setup(name="...", version="...")``. Dynamic ones (read from the code or git) are None."""
-    name = version = None
-    if (pyproject := root / "pyproject.toml").is_file() and tomllib is not None:
-        try:
-            project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise PackageSourceError(f"{pyproject}: not valid TOML ({exc}); fix the file") from None
-        name, version = project.get("name"), project.get("version")
-    if (setup_cfg := root / "setup.cfg").is_file() and not (name and version):
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read(setup_cfg, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError):
-            pass
-        else:
-            name = name or parser.get("metadata", "name", fallback=None)
-            version = version or parser.get("metadata", "version", fallback=None)
-    if (setup_py := root / "setup.py").is_file() and not (name and version):
-        text = setup_py.read_text(encoding="utf-8", errors="replace")
-        literal = lambda key: (m[1] if (m := re.search(rf"\b{key}\s*=\s*['\"]([^'\"]+)['\"]", text)) else None)  # noqa: E731
-        name, version = name or literal("name"), version or literal("version")
-    ok = lambda value, pattern: value if isinstance(value, str) and re.fullmatch(pattern, value) else None  # noqa: E731
-    return ok(name, r"[A-Za-z0-9][A-Za-z0-9._-]*"), ok(version, r"[A-Za-z0-9][A-Za-z0-9.+!_-]*")
-
-
-def pack_folder(folder: Path | str) -> Path:
-    """``folder`` as a deterministic sdist ``cache_dir()/"sdists"/NAME-VERSION.tar.gz`` (module docstring): the
-    same bytes for the same contents. Name and version come from the package's metadata, else the folder's name
-    and ``0+`` the content hash."""
-    root = Path(folder).expanduser().resolve()
-    if not root.is_dir():
-        raise PackageSourceError(f"{folder}: not a folder; pass a package's source folder or a PyPI spec NAME==VERSION")
-    entries = _entries(root)
-    name, version = _metadata(root)
-    name = re.sub(r"[-_.]+", "_", name or re.sub(r"[^A-Za-z0-9]+", "_", root.name).strip("_") or "package").lower()
-    version = version or f"0+{_content_hash(entries)[:12]}"
-    top = f"{name}-{version}"
-    buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        tar.addfile(_info(top, tarfile.DIRTYPE, 0o755))
-        for rel, path in entries:
-            if path.is_dir():
-                tar.addfile(_info(f"{top}/{rel}", tarfile.DIRTYPE, 0o755))
-            elif path.is_file():
-                data = path.read_bytes()
-                info = _info(f"{top}/{rel}", tarfile.REGTYPE, 0o755 if os.access(path, os.X_OK) else 0o644)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    out = cache_dir() / "sdists" / f"{top}.tar.gz"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(f"pack-{top}"):
-        if not out.is_file() or out.read_bytes() != buffer.getvalue():
-            tmp = out.with_name(f".{out.name}.{os.getpid()}")
-            tmp.write_bytes(buffer.getvalue())
-            os.replace(tmp, out)
-    return out
-
-
-def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = kind, mode, 0, 0, 0, "", ""
-    return info
 
 
 def _members(sdist: Path) -> list[str]:
@@ -340,7 +226,7 @@ def resolve_source(src: str, *, extra_deps: Sequence[str] = (), extras: Sequence
         repo = f"pypi/{_canonical(name)}"
     elif path.is_dir():
         sdist = pack_folder(path)
-        cached = _spec_cache({"local": _sha256(sdist), **params})
+        cached = _spec_cache({"local": sha256_file(sdist), **params})
         if spec := _load(cached):
             return spec
         repo = f"local/{_canonical(_split_sdist_name(sdist)[0])}"
@@ -352,7 +238,7 @@ def resolve_source(src: str, *, extra_deps: Sequence[str] = (), extras: Sequence
     files = _members(sdist)
     detected = _check_layout(src, sdist, files)
     deps = resolve_test_deps(src, sdist if _buildable(sdist, files) else None, extra_deps, python, extras)
-    spec = EnvSpec(repo, package_version, package, package_version, _sha256(sdist), deps, python=python,
+    spec = EnvSpec(repo, package_version, package, package_version, sha256_file(sdist), deps, python=python,
                    pythonpath=detected if pythonpath is None else pythonpath, test_cmd=test_cmd or TEST_CMD,
                    log_parser=LOG_PARSER)
     cached.parent.mkdir(parents=True, exist_ok=True)
