@@ -28,7 +28,7 @@ from _common import machine_info, write_results
 
 TARGET_TASKS = 300
 #: Candidates per package at the defaults, sized from a first run's yields so the total clears TARGET_TASKS.
-DEFAULT_N = (200, 150, 150)
+DEFAULT_N = (200, 110, 130)
 
 
 def _folder(spec) -> str:
@@ -109,7 +109,19 @@ def markdown(res: dict[str, Any]) -> str:
             families.setdefault(family, [0, 0])
             families[family][0] += f["kept"]
             families[family][1] += f["tried"]
-    lines.append(f"| **all** | **{res['total_tasks']}** | | | | | | |")
+    lines.append(f"| **all** | **{res['total_tasks']}** | | | | | | "
+                 f"{sum(r.get('experts', {}).get('kept', 0) for r in res['packages'])} |")
+    for row in res["packages"]:
+        s, e, d = row["summary"], row.get("experts"), row.get("docker")
+        notes = []
+        if e:
+            notes.append(f"experts {e['kept']} / {e['tried']} kept, {e['seconds_per_task']} s per task with grading "
+                         f"({e['runtime']})")
+        if d:
+            notes.append(f"Docker: env image {d['env_image_s']} s (built once, then reused), task image "
+                         f"{d['task_image_s']} s, gold {d['resolved']} / {d['graded']} resolved by the harness")
+        if notes:
+            lines.append(f"\n{s['package']}: " + "; ".join(notes) + ".")
     lines += ["", "| mutation family | kept / tried | yield |", "|---|---|---|"]
     lines += [f"| {fam} | {k} / {t} | {k / max(1, t):.0%} |" for fam, (k, t) in sorted(families.items())]
     return "\n".join(lines)
