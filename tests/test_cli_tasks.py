@@ -75,3 +75,54 @@ def test_eval_swebench_reads_the_folder_and_its_splits(generated_tasks: Path, tm
                      "--runtime", "local", "--out", str(out), "--quiet"]) == 0
         results = json.loads((out / "results.json").read_text())
         assert sorted(results["instances"]) == sorted(ids) and results["resolved"] == len(ids) > 0
+
+
+CALC = '''def clamp(x, lo, hi):
+    """x limited to [lo, hi]."""
+    if x < lo:
+        return lo
+    if x > hi:
+        return hi
+    return x
+
+
+def mean(values):
+    if not values:
+        raise ValueError("mean of nothing")
+    return sum(values) / len(values)
+'''
+CALC_TESTS = '''import pytest
+from tinycalc import clamp, mean
+
+
+def test_clamp():
+    assert clamp(5, 0, 3) == 3 and clamp(-1, 0, 3) == 0 and clamp(2, 0, 3) == 2
+
+
+def test_mean():
+    assert mean([1, 2, 3]) == 2
+    with pytest.raises(ValueError):
+        mean([])
+'''
+
+
+def test_make_on_a_local_folder_end_to_end(tmp_path: Path, capsys):
+    """A package folder (not on PyPI): packed, resolved, validated, instances, experts, then graded by eval."""
+    pkg = tmp_path / "tinycalc"
+    (pkg / "tinycalc").mkdir(parents=True)
+    (pkg / "tests").mkdir()
+    (pkg / "pyproject.toml").write_text('[project]\nname = "tinycalc"\nversion = "0.1.0"\n')
+    (pkg / "tinycalc" / "__init__.py").write_text(CALC)
+    (pkg / "tests" / "test_calc.py").write_text(CALC_TESTS)
+    out = tmp_path / "out"
+    assert main(["tasks", "make", str(pkg), "-o", str(out), "--n", "10", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    tasks = [json.loads(line) for line in (out / "tasks.jsonl").read_text().splitlines()]
+    assert summary["baseline"]["passing"] == 2 and summary["validated"] == 10 and len(tasks) == summary["kept"] >= 5
+    assert {t["repo"] for t in tasks} == {"local/tinycalc"} and all(t["FAIL_TO_PASS"] != "[]" for t in tasks)
+    experts = json.loads((out / "experts" / "summary.json").read_text())
+    assert experts["kept"] == experts["tried"] == len(tasks)
+    assert f"experts: {len(tasks)} trajectories kept of {len(tasks)} tried" in capsys.readouterr().out
+    assert main(["eval", "swebench", "--dataset", str(out), "--model", "gold", "--runtime", "local",
+                 "--out", str(tmp_path / "eval"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["resolved"] == len(tasks)
