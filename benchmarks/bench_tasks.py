@@ -62,11 +62,11 @@ def run(packages: list[str], ns: list[int], out_dir: Path, seed: int, workers: i
         docker: int) -> dict[str, Any]:
     from srl_swe.cli.tasks import inspect
     from srl_swe.taskgen.run import generate
-    from srl_swe.taskgen.sources import resolve_source
+    from srl_swe.taskgen.sources import source_spec
 
     rows = []
     for src, n in zip(packages, ns, strict=True):
-        spec = _spec(src, resolve_source)
+        spec = source_spec(src)
         folder = out_dir / _folder(spec)
         start = time.perf_counter()
         summary = generate(spec, folder, n=n, seed=seed, workers=workers)
@@ -83,14 +83,6 @@ def run(packages: list[str], ns: list[int], out_dir: Path, seed: int, workers: i
     total = sum(r["inspect"]["tasks"] for r in rows)
     return {"machine": machine_info(), "seed": seed, "workers": workers, "packages": rows, "total_tasks": total,
             "target": TARGET_TASKS, "met": total >= TARGET_TASKS and len(rows) >= 3}
-
-
-def _spec(src: str, resolve_source):
-    from srl_swe.swebench.specs import SPECS
-
-    name, _, version = src.partition("==")
-    known = [s for s in SPECS.values() if (s.package, s.package_version) == (name, version)]
-    return known[0] if known else resolve_source(src)
 
 
 def markdown(res: dict[str, Any]) -> str:

@@ -159,3 +159,13 @@ def test_a_chosen_package_baseline_passes():
     spec = S.resolve_source(S.PACKAGES[1])
     baseline = run_baseline(spec, timeout=300)
     assert len(baseline.passing) > 500 and (baseline.flaky, baseline.failing) == (0, 0)
+
+
+def test_source_spec_prefers_the_hand_checked_spec_unless_overridden():
+    from srl_swe.swebench.specs import SPECS
+
+    known = SPECS[("marshmallow-code/marshmallow", "3.13")]
+    assert S.source_spec("marshmallow==3.13.0") is known and S.source_spec("Marshmallow==3.13.0") is known
+    overridden = S.source_spec("marshmallow==3.13.0", test_cmd="pytest -rA -x")
+    assert overridden.repo == "pypi/marshmallow" and overridden.test_cmd == "pytest -rA -x"
+    assert overridden.sdist_sha256 == known.sdist_sha256

@@ -15,24 +15,11 @@ from srl_swe.cli.common import printable
 from srl_swe.taskgen.validate import RUNTIMES
 
 
-def spec_of(src: str, args: argparse.Namespace):
-    """The EnvSpec of SRC: the hand-checked one in SPECS for a known ``name==version``, else a resolved one."""
-    from srl_swe.swebench.specs import SPECS
-    from srl_swe.taskgen.sources import resolve_source
-
-    name, sep, version = src.partition("==")
-    plain = not (args.deps or args.pythonpath is not None or args.test_cmd)
-    if sep and plain and not Path(src).exists():
-        for spec in SPECS.values():
-            if spec.package.lower() == name.strip().lower() and spec.package_version == version.strip():
-                return spec
-    return resolve_source(src, extra_deps=args.deps, pythonpath=args.pythonpath, test_cmd=args.test_cmd)
-
-
 def cmd_tasks_make(args: argparse.Namespace) -> int:
     from srl_swe.taskgen.run import generate
+    from srl_swe.taskgen.sources import source_spec
 
-    spec = spec_of(args.src, args)
+    spec = source_spec(args.src, extra_deps=args.deps, pythonpath=args.pythonpath, test_cmd=args.test_cmd)
     generate(spec, args.out, n=args.n, seed=args.seed, workers=args.workers, tests=args.tests,
              only=args.only, timeout=args.timeout, heldout=args.heldout, runtime=args.runtime, progress=not args.quiet)
     if args.experts:

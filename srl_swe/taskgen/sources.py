@@ -246,3 +246,19 @@ def resolve_source(src: str, *, extra_deps: Sequence[str] = (), extras: Sequence
     tmp.write_text(json.dumps(asdict(spec), indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, cached)
     return spec
+
+
+def source_spec(src: str, *, extra_deps: Sequence[str] = (), pythonpath: str | None = None,
+                test_cmd: str | None = None) -> EnvSpec:
+    """What ``srl-swe tasks make SRC`` builds: the hand-checked spec of :data:`~srl_swe.swebench.specs.SPECS` for a
+    known ``name==version`` given without overrides (marshmallow 3.13.0 keeps its upstream repo name and log
+    parser), else :func:`resolve_source`."""
+    from srl_swe.swebench.specs import SPECS
+
+    match = _PYPI_SPEC.match(src)
+    if match and not (extra_deps or pythonpath is not None or test_cmd) and not Path(src).expanduser().exists():
+        name, version = match.groups()
+        for spec in SPECS.values():
+            if _canonical(spec.package) == _canonical(name) and spec.package_version == version:
+                return spec
+    return resolve_source(src, extra_deps=extra_deps, pythonpath=pythonpath, test_cmd=test_cmd)
