@@ -197,6 +197,18 @@ def patch_files(test_patch: str) -> PatchFiles:
     return PatchFiles(tuple(existing), tuple(created), tuple(tests))
 
 
+def _quote(paths) -> str:
+    return " ".join(shlex.quote(p) for p in paths)
+
+
+def _script_head(spec: EnvSpec, repo_dir: str) -> list[str]:
+    """The first lines of every eval script: strict bash in the repository, the spec's import root on the path."""
+    lines = ["#!/bin/bash", "set -uxo pipefail", f"cd {shlex.quote(repo_dir)}"]
+    if spec.pythonpath:
+        lines.append(f'export PYTHONPATH="$PWD/{spec.pythonpath}"')
+    return lines
+
+
 def make_eval_script(instance, spec: EnvSpec, repo_dir: str = REPO_DIR) -> str:
     """The harness-shaped eval script: reset the test files, apply ``test_patch``, run the tests between
     the Start/End markers (the test command right before the End marker, where the harness records its
@@ -211,18 +223,15 @@ def make_eval_script(instance, spec: EnvSpec, repo_dir: str = REPO_DIR) -> str:
     files = patch_files(instance.test_patch)
     if not files.tests:
         raise SpecError(f"{instance.instance_id}: test_patch touches no test file")
-    quote = lambda paths: " ".join(shlex.quote(p) for p in paths)  # noqa: E731
     reset = []
     if files.existing:
-        reset.append(f"git checkout HEAD -- {quote(files.existing)}")
+        reset.append(f"git checkout HEAD -- {_quote(files.existing)}")
     if files.created:
-        reset.append(f"rm -f -- {quote(files.created)}")
-    lines = ["#!/bin/bash", "set -uxo pipefail", f"cd {shlex.quote(repo_dir)}"]
-    if spec.pythonpath:
-        lines.append(f'export PYTHONPATH="$PWD/{spec.pythonpath}"')
+        reset.append(f"rm -f -- {_quote(files.created)}")
+    lines = _script_head(spec, repo_dir)
     lines += ["git -c core.fileMode=false status --short", *reset,
               f"git apply -v - <<'{HEREDOC}'\n{instance.test_patch.rstrip(chr(10))}\n{HEREDOC}",
-              f'echo "{START_TEST_OUTPUT}"', f"{spec.test_cmd} {quote(files.tests)}", f'echo "{END_TEST_OUTPUT}"',
+              f'echo "{START_TEST_OUTPUT}"', f"{spec.test_cmd} {_quote(files.tests)}", f'echo "{END_TEST_OUTPUT}"',
               *reset]
     return "\n".join(lines) + "\n"
 
@@ -237,13 +246,10 @@ def _suite_script(instance, spec: EnvSpec, repo_dir: str) -> str:
                         f"got {str(args)[:200]!r}")
     files = sorted({t.split("::", 1)[0] for t in (*instance.FAIL_TO_PASS, *instance.PASS_TO_PASS)
                     if t.split("::", 1)[0].endswith(".py")})
-    quote = lambda paths: " ".join(shlex.quote(p) for p in paths)  # noqa: E731
-    reset = [f"git checkout HEAD -- {quote(files)}"] if files else []
-    lines = ["#!/bin/bash", "set -uxo pipefail", f"cd {shlex.quote(repo_dir)}"]
-    if spec.pythonpath:
-        lines.append(f'export PYTHONPATH="$PWD/{spec.pythonpath}"')
+    reset = [f"git checkout HEAD -- {_quote(files)}"] if files else []
+    lines = _script_head(spec, repo_dir)
     lines += ["git -c core.fileMode=false status --short", *reset, f'echo "{START_TEST_OUTPUT}"',
-              f"{spec.test_cmd} {quote(args)}".rstrip(), f'echo "{END_TEST_OUTPUT}"', *reset]
+              f"{spec.test_cmd} {_quote(args)}".rstrip(), f'echo "{END_TEST_OUTPUT}"', *reset]
     return "\n".join(lines) + "\n"
 
 
