@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= 2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo demo-math test lint bench clean
 
 # torch is pinned to the CPU build first: an unpinned torch pulls a multi-GB CUDA build.
 $(BIN)/.installed: pyproject.toml setup.py
@@ -18,13 +18,21 @@ $(BIN)/.installed: pyproject.toml setup.py
 
 install: $(BIN)/.installed
 
-# The main job: a short real SRL run on CPU (SmolLM2-135M-Instruct, GSM8K step examples, a few minutes) that
-# ends with the held-out step reward before/after and a plot; first a look at the data and the environments.
+# The main job: SRL on software tasks on a CPU (SmolLM2-135M-Instruct, GRPO on the step examples of generated
+# toolz tasks), the held-out step reward before/after and a plot, then the untrained and the trained model as
+# agents on held-out tasks, in Docker containers, graded by running the tasks' tests (scripts/demo_swe.py).
 demo: install
 	bash scripts/fetch_smollm2.sh
+	-bash scripts/start_dockerd.sh
+	$(BIN)/srl-swe tasks inspect trajectories/swe-tasks/toolz-1.2.0
+	$(BIN)/python scripts/demo_swe.py --out runs/demo
+
+# The math run: SRL on GSM8K step examples (needs the shared data), held-out step reward before/after.
+demo-math: install
+	bash scripts/fetch_smollm2.sh
 	$(BIN)/srl-swe data inspect trajectories
-	$(BIN)/srl-swe env run --policy noisy --out runs/demo/noisy.jsonl --quiet
-	$(BIN)/srl-swe train --config configs/cpu-srl-gsm8k-smollm2.yaml output_dir=runs/demo/srl
+	$(BIN)/srl-swe env run --policy noisy --out runs/demo-math/noisy.jsonl --quiet
+	$(BIN)/srl-swe train --config configs/cpu-srl-gsm8k-smollm2.yaml output_dir=runs/demo-math/srl
 
 # ruff, and the layer contract of README "Layout" (import-linter; tests/test_layers.py runs it too).
 lint: install

@@ -98,6 +98,7 @@ def _add_swebench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", help="split of a Hugging Face dataset, or of a `srl-swe "
                         "tasks make` folder (train / heldout; any other value: all its tasks)")
     parser.add_argument("--instances", nargs="*", default=None, help="only these instance ids")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N instances (in dataset order)")
     parser.add_argument("--mode", choices=MODES, default="agent")
     parser.add_argument("--runtime", choices=RUNTIMES.names(), default="docker")
     parser.add_argument("--grader", choices=GRADERS, default=None,
@@ -107,13 +108,21 @@ def _add_swebench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", default=None, help="harness run id (default: derived from --out)")
     parser.add_argument("--backend", default="transformers", type=registry_option(GENERATORS),
                         help=f"generation backend: {', '.join(GENERATORS.names())} or a dotted path module.Class")
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="agent mode: episodes in lockstep, one batched generation per turn (1: sequential)")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--max-new-tokens", type=int, default=1024)
     parser.add_argument("--max-steps", type=int, default=50, help="agent mode: tool calls per instance")
     parser.add_argument("--max-seconds", type=float, default=1800.0, help="agent mode: wall time per instance")
     parser.add_argument("--syntax", default="xml", help="agent mode: action syntax (xml, qwen, bash)")
+    parser.add_argument("--window", type=int, default=2, help="agent mode: action/observation pairs in the prompt "
+                        "(as SRL-SWE-v0; -1: all)")
+    parser.add_argument("--max-observation-chars", type=int, default=4000,
+                        help="agent mode: longer observations are cut in the prompt (match the training config)")
+    parser.add_argument("--no-require-think", dest="require_think", action="store_false",
+                        help="agent mode: accept an output without a <think> block (configs with require_think: "
+                        "false, such as the small-model CPU ones)")
     parser.add_argument("--timeout", type=int, default=1800, help="harness: test run timeout per instance")
     parser.add_argument("--quiet", action="store_true")
 

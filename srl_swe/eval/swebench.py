@@ -26,7 +26,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,15 +34,13 @@ from typing import Any
 
 from srl_swe.errors import SRLError
 from srl_swe.eval.predictions import PredictionLog
+from srl_swe.eval.predictors import BatchAgentPredictor, Predictor, make_predictor
 from srl_swe.swebench.grading import default_grader
 from srl_swe.swebench.instance import SWEInstance
 from srl_swe.swebench.prediction import KEYS, Prediction, make_prediction, read_prediction
 
 MODES = ("agent", "oracle-file")
 PREDICTIONS = "predictions.jsonl"
-#: What a predictor returns for one instance: the prediction's fields (``model_patch`` and extra fields such
-#: as ``exit_status`` or ``error``); :func:`predict_all` adds the id, the model name and the time taken.
-Predictor = Callable[[SWEInstance, Path], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -52,14 +50,17 @@ class SWEBenchOptions:
     Exactly one of ``model`` (a model spec for ``backend``, ``"gold"`` or ``"replay:PATH"``: generate, then
     grade) and ``predictions`` (a predictions JSONL to grade) is given. ``grader`` defaults to
     :func:`~srl_swe.swebench.grading.default_grader` of ``runtime``; ``out`` to ``runs/eval/swebench/MODEL``;
-    ``run_id`` (the harness's) to the name of ``out``. ``max_steps``, ``max_seconds`` and ``syntax`` are the
-    agent mode's limits and action syntax; ``timeout`` is the harness's test-run timeout per instance."""
+    ``run_id`` (the harness's) to the name of ``out``; ``limit`` keeps the first instances. ``max_steps``,
+    ``max_seconds``, ``syntax``, ``window`` (``None`` or -1: the whole history), ``max_observation_chars`` and
+    ``require_think`` are the agent mode's limits and prompt/format settings (those of the training config, for
+    a trained model); ``timeout`` is the harness's test-run timeout per instance."""
 
     dataset: str | Path
     model: str | None = None
     predictions: Path | None = None
     split: str = "test"
     instances: Sequence[str] | None = None
+    limit: int | None = None
     mode: str = "agent"
     runtime: str = "docker"
     grader: str | None = None
@@ -74,6 +75,9 @@ class SWEBenchOptions:
     max_steps: int = 50
     max_seconds: float | None = 1800.0
     syntax: str = "xml"
+    window: int | None = 2
+    max_observation_chars: int = 4000
+    require_think: bool = True
     timeout: int = 1800
     quiet: bool = False
 
@@ -82,109 +86,55 @@ def _slug(text: str) -> str:
     return re.sub(r"[^\w.-]+", "_", text.strip("/")) or "model"
 
 
-def _replay_predictor(path: str, mode: str, runtime: str, limits: dict[str, Any]) -> Predictor:
-    from srl_swe.agent.loop import run_agent
-    from srl_swe.agent.policies import ReplayPolicy
-    from srl_swe.swebench.runtimes import task_runtime
-    from srl_swe.trajectories import load_trajectories
-
-    if mode != "agent":
-        raise SRLError("--model replay:PATH replays agent trajectories; use it with --mode agent")
-    by_task = {t.task.instance_id: t for t in load_trajectories(path, keep="all").trajectories if t.kind == "swe"}
-
-    def predict(inst: SWEInstance, out: Path) -> dict[str, Any]:
-        traj = by_task.get(inst.instance_id)
-        if traj is None:
-            return {"model_patch": "", "error": f"no trajectory for {inst.instance_id} in {path}"}
-        with task_runtime(runtime, inst) as rt:
-            res = run_agent(ReplayPolicy(traj), inst, rt, model_name=f"replay:{path}", **limits)
-        _save_messages(out, inst.instance_id, res.messages)
-        return {"model_patch": res.patch, "exit_status": res.exit_status}
-
-    return predict
-
-
-def _model_predictor(opts: SWEBenchOptions, limits: dict[str, Any]) -> Predictor:
-    from srl_swe.models import make_generator
-    from srl_swe.swebench.runtimes import task_runtime
-
-    model, runtime = str(opts.model), opts.runtime
-    generator = make_generator(opts.backend, model, batch_size=opts.batch_size, dtype=opts.dtype)
-    gen_lock = threading.Lock()  # one model, several sandboxes: workers overlap execution, not generation
-
-    class Locked:
-        def generate(self, *a: Any, **k: Any) -> Any:
-            with gen_lock:
-                return generator.generate(*a, **k)
-
-    if opts.mode == "oracle-file":
-        from srl_swe.eval.oracle import oracle_predict
-
-        def predict(inst: SWEInstance, out: Path) -> dict[str, Any]:
-            with task_runtime(runtime, inst) as rt:
-                return oracle_predict(inst, Locked(), read_file=rt.read_file, temperature=opts.temperature,
-                                      max_new_tokens=opts.max_new_tokens, model_name=model).to_dict()
-        return predict
-
-    from srl_swe.agent.loop import run_agent
-    from srl_swe.agent.policies import ModelPolicy
-
-    def predict(inst: SWEInstance, out: Path) -> dict[str, Any]:
-        policy = ModelPolicy(Locked(), temperature=opts.temperature, max_new_tokens=opts.max_new_tokens)
-        with task_runtime(runtime, inst) as rt:
-            res = run_agent(policy, inst, rt, model_name=model, syntax=opts.syntax, **limits)
-        _save_messages(out, inst.instance_id, res.messages)
-        return {"model_patch": res.patch, "exit_status": res.exit_status}
-
-    return predict
-
-
-def _save_messages(out: Path, instance_id: str, messages: list[dict[str, str]]) -> None:
-    (out / "trajs").mkdir(parents=True, exist_ok=True)
-    (out / "trajs" / f"{instance_id}.json").write_text(json.dumps(messages, indent=1, ensure_ascii=False))
-
-
-def make_predictor(opts: SWEBenchOptions) -> Predictor:
-    """The predictor for ``opts.model``: the gold patches, a replay of expert trajectories, or a model."""
-    if opts.model is None:
-        raise SRLError("no --model to predict with")
-    limits = {"max_steps": opts.max_steps, "max_seconds": opts.max_seconds}
-    if opts.model == "gold":
-        return lambda inst, out: {"model_patch": inst.patch}
-    if opts.model.startswith("replay:"):
-        return _replay_predictor(opts.model[len("replay:"):], opts.mode, opts.runtime, limits)
-    return _model_predictor(opts, limits)
-
-
-def predict_all(instances: list[SWEInstance], predictor: Predictor, out: Path, model_name: str, workers: int = 1,
-                progress: bool = True) -> dict[str, Prediction]:
-    """Predictions for every instance not already in ``out/predictions.jsonl``; one failing instance is
-    recorded with an empty patch and its error, never the end of the run."""
+def predict_all(instances: list[SWEInstance], predictor: Predictor | BatchAgentPredictor, out: Path,
+                model_name: str, workers: int = 1, progress: bool = True) -> dict[str, Prediction]:
+    """Predictions for every instance not already in ``out/predictions.jsonl``, each appended as soon as it is
+    made; one failing instance is recorded with an empty patch and its error, never the end of the run. A
+    :class:`BatchAgentPredictor` runs its episodes in lockstep; a plain predictor runs in ``workers`` threads."""
     from tqdm.auto import tqdm
 
     log = PredictionLog(out / PREDICTIONS)
     done = {iid: read_prediction(rec) for iid, rec in log.read().items()}
     todo = [i for i in instances if i.instance_id not in done]
+    bar = tqdm(total=len(todo), desc="predict", disable=not progress)
+    lock, start = threading.Lock(), time.perf_counter()
 
-    def one(inst: SWEInstance) -> Prediction:
-        start = time.perf_counter()
-        try:
-            fields = dict(predictor(inst, out))
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # one instance's failure is data for the report
-            fields = {"model_patch": "", "error": f"{type(exc).__name__}: {exc}"}
-        extra = {k: v for k, v in fields.items() if k not in KEYS}
-        pred = make_prediction(inst.instance_id, fields.get("model_patch"), model_name,
-                               **{**extra, "seconds": round(time.perf_counter() - start, 3)})
-        log.append(pred.to_dict())
+    def record(inst: SWEInstance, fields: Mapping[str, Any] | BaseException, began: float) -> Prediction:
+        if isinstance(fields, BaseException):  # one instance's failure is data for the report
+            fields = {"model_patch": "", "error": f"{type(fields).__name__}: {fields}"}
+        extra = {k: v for k, v in fields.items() if k not in KEYS and k != "seconds"}
+        seconds = fields.get("seconds", round(time.perf_counter() - began, 3))
+        pred = make_prediction(inst.instance_id, fields.get("model_patch"), model_name, **{**extra, "seconds": seconds})
+        with lock:  # episodes of a batch end from several threads
+            log.append(pred.to_dict())
+            done[pred.instance_id] = pred
+            bar.update(1)
         return pred
 
+    if isinstance(predictor, BatchAgentPredictor):
+        try:
+            predictor.predict_batch(todo, out, lambda inst, fields: record(inst, fields, start))
+        except Exception as exc:  # the generator failed: every episode still running ends with its error
+            for inst in todo:
+                if inst.instance_id not in done:
+                    record(inst, exc, start)
+        bar.close()
+        return done
+
+    def one(inst: SWEInstance) -> Prediction:
+        began = time.perf_counter()
+        try:
+            fields: Mapping[str, Any] | BaseException = dict(predictor(inst, out))
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            fields = exc
+        return record(inst, fields, began)
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(one, inst) for inst in todo]
-        for fut in tqdm(as_completed(futures), total=len(futures), desc="predict", disable=not progress):
-            pred = fut.result()
-            done[pred.instance_id] = pred
+        for fut in as_completed([pool.submit(one, inst) for inst in todo]):
+            fut.result()
+    bar.close()
     return done
 
 
@@ -222,6 +172,24 @@ def grade(predictions: dict[str, Prediction], instances: list[SWEInstance], out:
     return results
 
 
+def agent_stats(predictions: Sequence[Prediction]) -> dict[str, Any] | None:
+    """Agent-mode figures over the episodes that ran: the share of steps that were valid tool calls (the rest
+    broke the format), how episodes ended, and the mean steps of those that submitted. None without episodes."""
+    runs = [p.extra for p in predictions if isinstance(p.extra.get("steps"), int)]
+    if not runs:
+        return None
+    steps = sum(r["steps"] for r in runs)
+    submitted = [r["steps"] for r in runs if r.get("exit_status") == "submitted"]
+    exits: dict[str, int] = {}
+    for r in runs:
+        exits[str(r.get("exit_status"))] = exits.get(str(r.get("exit_status")), 0) + 1
+    return {"episodes": len(runs), "steps": steps,
+            "valid_tool_call_rate": sum(r.get("valid_steps", 0) for r in runs) / steps if steps else 0.0,
+            "submitted_rate": len(submitted) / len(runs),
+            "mean_steps_to_submit": sum(submitted) / len(submitted) if submitted else None,
+            "mean_steps": steps / len(runs), "exit_status_counts": dict(sorted(exits.items()))}
+
+
 def summarize(results: dict[str, Any], predictions: dict[str, Prediction],
               load_errors: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:
     per: dict[str, dict[str, Any]] = {}
@@ -233,13 +201,19 @@ def summarize(results: dict[str, Any], predictions: dict[str, Prediction],
         per[iid] = {"status": r["status"], "resolved": bool(r["resolved"]), "error": r.get("error"),
                     "exit_status": pred.exit_status if pred is not None else None,
                     "prediction_error": pred.error if pred is not None else None}
+        if pred is not None and "steps" in pred.extra:
+            per[iid].update(steps=pred.extra["steps"], valid_steps=pred.extra.get("valid_steps"))
     total = len(per)
     resolved = sum(v["resolved"] for v in per.values())
     counts: dict[str, int] = {}
     for v in per.values():
         counts[v["status"]] = counts.get(v["status"], 0) + 1
-    return {**meta, "total": total, "resolved": resolved, "resolved_rate": resolved / total if total else 0.0,
-            "status_counts": dict(sorted(counts.items())), "instances": dict(sorted(per.items()))}
+    out = {**meta, "total": total, "resolved": resolved, "resolved_rate": resolved / total if total else 0.0,
+           "status_counts": dict(sorted(counts.items()))}
+    agent = agent_stats([p for iid, p in predictions.items() if iid in results])
+    if agent is not None:
+        out["agent"] = agent
+    return {**out, "instances": dict(sorted(per.items()))}
 
 
 def table(summary: dict[str, Any]) -> str:
@@ -248,6 +222,12 @@ def table(summary: dict[str, Any]) -> str:
         note = v.get("error") or v.get("prediction_error") or v.get("exit_status") or ""
         lines.append(f"{iid:<48} {v['status']:<12} {str(note).splitlines()[0][:60] if note else ''}")
     lines.append(f"resolved {summary['resolved']}/{summary['total']} = {100 * summary['resolved_rate']:.1f}%")
+    agent = summary.get("agent")
+    if agent:
+        to_submit = agent["mean_steps_to_submit"]
+        lines.append(f"agent: {agent['episodes']} episodes, {agent['steps']} steps, valid tool calls "
+                     f"{100 * agent['valid_tool_call_rate']:.1f}%, submitted {100 * agent['submitted_rate']:.1f}%, "
+                     f"mean steps to submit {'-' if to_submit is None else f'{to_submit:.1f}'}")
     return "\n".join(lines) + "\n"
 
 
@@ -283,6 +263,8 @@ def evaluate(opts: SWEBenchOptions) -> tuple[Path, dict[str, Any]]:
     run_id = opts.run_id or _slug(out.resolve().name)
     wanted_ids = list(opts.instances) if opts.instances else None
     instances, load_errors = load_instances(opts.dataset, instance_ids=wanted_ids, strict=False, split=opts.split)
+    if opts.limit is not None:
+        instances = instances[: max(opts.limit, 0)]
     if opts.predictions is not None:
         predictions = _read_predictions(Path(opts.predictions), load_errors)
         if wanted_ids:

@@ -90,7 +90,10 @@ def build_datasets(cfg: Any, mode: str):
     if not train_rows:
         raise ValueError(f"no training rows for mode {mode} (task {cfg.task})")
     eval_rows = make(held) if held else []
-    if cfg.eval_max_examples and eval_rows:
+    # With max_prompt_length the cut comes after the over-long prompts are skipped (run.fit_prompts), so the
+    # held-out examples are the first ones that fit, like the training examples.
+    cut_later = mode != "sft" and bool(cfg.max_prompt_length) and not cfg.exec_rlvr
+    if cfg.eval_max_examples and eval_rows and not cut_later:
         eval_rows = eval_rows[: cfg.eval_max_examples]
     to_ds = datasets.Dataset.from_list
     return to_ds(train_rows), (to_ds(eval_rows) if eval_rows else None)

@@ -6,7 +6,8 @@ count in the normaliser and shrink the step of every other group. Dynamic sampli
 drops such groups and generates for further prompts until the batch holds only informative groups, within
 ``max_tries`` refills; a batch that cannot be filled is topped up with dropped groups (counted in the logs).
 
-Only the batch assembly changes: generation, scoring and the loss are TRL's own. Groups from different
+Only the batch assembly changes: generation, scoring and the loss are TRL's own. (One more change, of cost
+only: on CPU the completion log-probs skip the prompt positions, see :mod:`srl_swe.train.logps`.) Groups from different
 generation rounds are merged by re-padding (prompts on the left, completions on the right), and
 ``num_items_in_batch`` is recomputed over the merged batch. Advantages stay per group, which requires
 ``scale_rewards="group"`` (or ``"none"``).
@@ -98,6 +99,20 @@ class SRLGRPOTrainer(GRPOTrainer):
         if dynamic_sampling_eps is not None and self.scale_rewards not in ("group", "none"):
             raise ValueError(f"dynamic sampling needs per-group advantages (scale_rewards='group' or 'none'), "
                              f"got {self.scale_rewards!r}")
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, **kwargs):
+        from srl_swe.train.logps import applies, completion_logps
+
+        if not applies(self.accelerator.unwrap_model(model), input_ids.device,
+                       {**kwargs, "compute_aux_loss": compute_aux_loss}):
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **kwargs)
+        entropy_grad = torch.is_grad_enabled() and bool(getattr(self, "_entropy_bonus_enabled", False))
+        return completion_logps(model, input_ids, attention_mask, logits_to_keep, self.temperature,
+                                batch_size=batch_size, compute_entropy=compute_entropy, entropy_grad=entropy_grad,
+                                autocast=self.accelerator.autocast)
 
     # Keep the rewards of the latest scoring call: the groups are filtered on them. An environment's reward
     # (environment_factory with get_reward) is one of TRL's reward columns, weight 1, so it is filtered on too.

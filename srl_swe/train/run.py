@@ -44,6 +44,7 @@ from srl_swe.train.checkpoints import (
     trim_metrics,
 )
 from srl_swe.train.config import TrainConfig
+from srl_swe.train.progress import use_reward_progress
 
 
 class RunLog(TrainerCallback):
@@ -115,7 +116,8 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
     train_ds, eval_ds = build_datasets(cfg, mode)
     model, tokenizer = load_model_and_tokenizer(model_spec, dtype=cfg.dtype, lora=_lora(cfg))
     if cfg.max_prompt_length and mode != "sft" and not cfg.exec_rlvr:
-        train_ds, eval_ds = fit_prompts(train_ds, eval_ds, tokenizer, cfg.max_prompt_length, run_dir)
+        train_ds, eval_ds = fit_prompts(train_ds, eval_ds, tokenizer, cfg.max_prompt_length, run_dir,
+                                        eval_max_examples=cfg.eval_max_examples)
     kw = {**cfg.trl_kwargs(), "output_dir": str(run_dir), "bf16": _bf16(cfg), "use_cpu": not torch.cuda.is_available()}
     # Always pass it: TRL's configs default it to True (about 20 % slower); transformers 5 renamed it.
     fields = {f.name for f in dataclasses.fields(SFTConfig if mode == "sft" else GRPOConfig)}
@@ -150,17 +152,22 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
     )
 
 
-def fit_prompts(train_ds, eval_ds, tokenizer, max_len: int, run_dir: Path):
+def prompt_tokens(tokenizer, prompts: list) -> list[int]:
+    """Token counts of chat prompts with the generation prompt. Rendered, then tokenized in one fast-tokenizer
+    call: the same ids as apply_chat_template(tokenize=True) row by row (no special tokens added), 2-3x faster."""
+    texts = tokenizer.apply_chat_template(prompts, add_generation_prompt=True, tokenize=False)
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def fit_prompts(train_ds, eval_ds, tokenizer, max_len: int, run_dir: Path, eval_max_examples: int | None = None):
     """Drop the GRPO examples whose chat prompt is longer than ``max_len`` tokens (TRL 1.x has no
     max_prompt_length; cutting a chat prompt from the left would drop its system prompt and task, so an
-    over-long example is skipped instead). Counts go to ``run_dir/prompt_lengths.json``."""
+    over-long example is skipped instead), then keep the first ``eval_max_examples`` held-out ones. Counts go
+    to ``run_dir/prompt_lengths.json``. No training prompt that fits is an error; no held-out one, no eval."""
     from srl_swe.errors import SRLError
 
     def lengths(rows: dict[str, list]) -> dict[str, list[int]]:
-        # Render, then tokenize the batch in one fast-tokenizer call: the same ids as
-        # apply_chat_template(tokenize=True) row by row (which adds no special tokens either), 2-3x faster.
-        texts = tokenizer.apply_chat_template(rows["prompt"], add_generation_prompt=True, tokenize=False)
-        return {"_prompt_tokens": [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]}
+        return {"_prompt_tokens": prompt_tokens(tokenizer, rows["prompt"])}
 
     report: dict[str, Any] = {"max_prompt_length": max_len}
     out = []
@@ -172,6 +179,11 @@ def fit_prompts(train_ds, eval_ds, tokenizer, max_len: int, run_dir: Path):
         keep = [i for i, n in enumerate(counts) if n <= max_len]
         report[name] = {"examples": len(counts), "kept": len(keep), "dropped": len(counts) - len(keep),
                         "longest_tokens": max(counts, default=0)}
+        if name == "eval":
+            keep = keep[: eval_max_examples or None]
+            report[name]["used"] = len(keep)
+            out.append(ds.select(keep) if keep else None)
+            continue
         if counts and not keep:
             raise SRLError(f"every {name} prompt is longer than max_prompt_length={max_len} tokens (the longest is "
                            f"{max(counts)}); raise max_prompt_length, or shorten prompts with window / "
@@ -215,6 +227,7 @@ def train_stage(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path, res
     if resume_from is not None and is_final_step(cfg, resume_from):
         return final_from_checkpoint(resume_from, run_dir)  # killed after the last save, before final/
     trainer = build_trainer(cfg, mode, model_spec, run_dir)
+    use_reward_progress(trainer)  # a bar with the running reward, not a metrics dict per step
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     return _save_final(trainer, run_dir)
 
@@ -224,8 +237,12 @@ def step_eval(cfg: TrainConfig, model_spec: str, out_dir: Path) -> dict[str, Any
     from srl_swe.eval.steps import evaluate_steps
     from srl_swe.train.data import held_out_steps
 
-    rows = held_out_steps(cfg)[: cfg.eval_max_examples or None]
+    rows = held_out_steps(cfg)
     gen = TransformersGenerator.from_spec(model_spec, batch_size=16, dtype=cfg.dtype)
+    if cfg.max_prompt_length and rows:  # the held-out examples that fit, as in training (fit_prompts)
+        counts = prompt_tokens(gen.tokenizer, [r["prompt"] for r in rows])
+        rows = [r for r, n in zip(rows, counts, strict=True) if n <= cfg.max_prompt_length]
+    rows = rows[: cfg.eval_max_examples or None]
     return evaluate_steps(gen, rows, n=cfg.step_eval_samples, temperature=cfg.temperature,
                           max_new_tokens=cfg.max_completion_length, seed=cfg.seed, out_dir=out_dir,
                           require_think=cfg.require_think)
