@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "demo")
     ap.add_argument("--tasks-dir", type=Path, default=TASKS, help="the `srl-swe tasks make` folder to grade on")
     ap.add_argument("--tasks", type=int, default=3, help="held-out tasks graded per model")
-    ap.add_argument("--max-steps", type=int, default=4, help="tool calls per episode")
+    ap.add_argument("--max-steps", type=int, default=3, help="tool calls per episode")
     ap.add_argument("--runtime", choices=("auto", "docker", "local"), default="auto",
                     help="where the agents' commands run; auto: docker when a daemon answers, else the agent "
                     "evaluation is skipped (local runs the model's commands on this host, unisolated)")

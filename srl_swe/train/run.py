@@ -253,11 +253,37 @@ def step_eval(cfg: TrainConfig, model_spec: str, out_dir: Path) -> dict[str, Any
 VLLM_VERSION_WARNING = r"TRL currently supports vLLM versions"
 
 
+def _earlier_step_eval(out_dir: Path) -> dict[str, Any] | None:
+    """The step eval a resumed run took at its first start (None if it has none, or a kill tore it)."""
+    try:
+        return json.loads((out_dir / "step_eval.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def hide_vllm_from_trl() -> bool:
+    """Make TRL, when it is first imported after this call, see no vLLM: TRL's trainers import vLLM's
+    configuration and client modules whenever vLLM is installed (about 0.3 GB of memory, and vLLM logs
+    "Triton is installed, but doesn't include CPU backend" on a CPU build), even for a run that never uses it.
+    For the rest of the process TRL then cannot generate with vLLM, so only a run with ``use_vllm: false`` calls
+    this; returns False (nothing done) when TRL's trainers are already imported."""
+    import importlib
+    import sys
+
+    if "trl.generation" in sys.modules or "trl.trainer.grpo_trainer" in sys.modules:
+        return False
+    # trl is a lazy module: its submodule is reached by import, not as an attribute
+    importlib.import_module("trl.import_utils").is_vllm_available = lambda min_version=None: False
+    return True
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Run the configured mode; returns where the final model is. The resolved config is kept in the run dir.
-    A run that does not generate with vLLM does not show TRL's warning about the installed vLLM's version."""
+    A run that does not generate with vLLM neither imports vLLM through TRL nor shows TRL's warning about the
+    installed vLLM's version."""
     with warnings.catch_warnings():
         if not cfg.use_vllm:
+            hide_vllm_from_trl()
             warnings.filterwarnings("ignore", message=VLLM_VERSION_WARNING, category=UserWarning)
         return _train(cfg, resume)
 
@@ -273,7 +299,9 @@ def _train(cfg: TrainConfig, resume: bool) -> dict[str, Any]:
     else:
         start = cfg.init_checkpoint or cfg.model
     measure = cfg.step_eval and cfg.has_eval and main
-    before = step_eval(cfg, start, run_dir / "step_eval_before") if measure and not resume else None
+    before = _earlier_step_eval(run_dir / "step_eval_before") if measure and resume else None
+    if measure and before is None:
+        before = step_eval(cfg, start, run_dir / "step_eval_before")
     final = train_stage(cfg, "rlvr" if cfg.mode == "srl_then_rlvr" else cfg.mode, start, run_dir, resume)
     summary: dict[str, Any] = {"mode": cfg.mode, "start_model": str(start), "final_model": str(final),
                                "run_dir": str(run_dir)}
