@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", type=int, default=8)
     ap.add_argument("--runtime", default="docker")
     ap.add_argument("--max-steps", type=int, default=4)
-    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "agent_batch.json")
     args = ap.parse_args(argv)
 
