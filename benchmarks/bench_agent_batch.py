@@ -38,7 +38,7 @@ class Timed:
 
     def __init__(self, inner: Any):
         self.inner, self.seconds, self.calls = inner, 0.0, 0
-        self.tokenizer, self.name = inner.tokenizer, inner.name
+        self.tokenizer, self.name = getattr(inner, "tokenizer", None), inner.name
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
@@ -52,6 +52,8 @@ class Timed:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--backend", choices=("transformers", "vllm"), default="transformers",
+                    help="vllm: one engine serves both loops (it schedules its own batches, with prefix caching)")
     ap.add_argument("--tasks-dir", type=Path, default=TASKS)
     ap.add_argument("--tasks", type=int, default=8)
     ap.add_argument("--runtime", default="docker")
@@ -71,14 +73,22 @@ def main(argv: list[str] | None = None) -> int:
     instances = instances[: args.tasks]
     if errors or len(instances) < args.tasks:
         raise SystemExit(f"need {args.tasks} held-out tasks in {args.tasks_dir}: {errors or len(instances)}")
-    model, tok = load_model_and_tokenizer(args.model, dtype="float32")
+    if args.backend == "vllm":
+        from srl_swe.models import make_generator
+
+        engine = make_generator("vllm", args.model, dtype="float32")
+        make_gen = lambda batch: engine  # noqa: E731
+    else:
+        model, tok = load_model_and_tokenizer(args.model, dtype="float32")
+        make_gen = lambda batch: TransformersGenerator(model, tok, batch_size=batch, name=args.model,  # noqa: E731
+                                                       progress=False)
     episode = {"max_steps": args.max_steps, "window": 2, "max_observation_chars": 1200, "require_think": False,
                "syntax": "xml", "max_seconds": None}
     open_rt = lambda inst: task_runtime(args.runtime, inst)  # noqa: E731
     with open_rt(instances[0]):  # builds the sandbox image (or the local checkout) outside the timing
         pass
 
-    seq_gen = Timed(TransformersGenerator(model, tok, batch_size=1, name=args.model, progress=False))
+    seq_gen = Timed(make_gen(1))
     start = time.perf_counter()
     sequential = []
     for inst in instances:
@@ -88,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sequential {len(sequential)}/{len(instances)} {time.perf_counter() - start:.0f}s", flush=True)
     seq_s = time.perf_counter() - start
 
-    bat_gen = Timed(TransformersGenerator(model, tok, batch_size=len(instances), name=args.model, progress=False))
+    bat_gen = Timed(make_gen(len(instances)))
     start = time.perf_counter()
     batched = run_agents(bat_gen, instances, open_rt, max_new_tokens=args.max_new_tokens, model_name=args.model,
                          **episode)
@@ -99,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     same = [[s.output for s in a.steps] == [s.output for s in b.steps] and a.patch == b.patch
             for a, b in zip(sequential, batched, strict=True)]
     steps = sum(len(r.steps) for r in sequential)
-    res = {"machine": machine_info(), "model": args.model, "runtime": args.runtime, "tasks": len(instances),
+    res = {"machine": machine_info(), "model": args.model, "backend": args.backend, "runtime": args.runtime,
+           "tasks": len(instances),
            "task_ids": [i.instance_id for i in instances], "limits": {**episode, "max_new_tokens": args.max_new_tokens},
            "steps": steps, "identical_episodes": sum(same), "identical": all(same),
            "sequential": {"seconds": round(seq_s, 1), "tasks_per_hour": round(3600 * len(instances) / seq_s, 1),
@@ -107,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
            "batched": {"seconds": round(bat_s, 1), "tasks_per_hour": round(3600 * len(instances) / bat_s, 1),
                        "generate_seconds": round(bat_gen.seconds, 1), "generate_calls": bat_gen.calls},
            "ratio": round(seq_s / bat_s, 2), "target_ratio": TARGET_RATIO}
-    md = (f"# Agent-mode throughput, {len(instances)} held-out toolz tasks ({args.model}, {args.runtime} runtime, "
+    md = (f"# Agent-mode throughput, {len(instances)} held-out toolz tasks ({args.model}, {args.backend}, "
+          f"{args.runtime} runtime, "
           f"greedy, at most {args.max_steps} steps of {args.max_new_tokens} tokens)\n\n"
           "| loop | wall s | tasks/hour | in generate s | generate calls |\n|---|---|---|---|---|\n"
           + "".join(f"| {k} | {res[k]['seconds']} | {res[k]['tasks_per_hour']} | {res[k]['generate_seconds']} | "
