@@ -1,0 +1,33 @@
+"""The committed SWE benchmark results hold what the README quotes from them: the GRPO step profile of the
+SWE config (its peak RSS under 4 GB, TRL's fused head slower and larger, phases adding up to the step) and the
+batched-agent run (ratio = the wall times' ratio, every greedy episode identical)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def test_grpo_step_profile_matches_the_readme():
+    res = json.loads((RESULTS / "grpo_step.json").read_text())
+    assert res["config"].endswith("configs/cpu-srl-swe-smollm2.yaml")
+    v = res["variants"]
+    base, fused = v["base"], v["trl_fused_head"]
+    assert base["peak_rss_gb"] < 4.0 <= fused["peak_rss_gb"]
+    assert base["mean_step_s"] < fused["mean_step_s"]
+    for run in v.values():
+        assert sum(run["phases_s"].values()) + run["other_s"] == pytest.approx(run["mean_step_s"], abs=0.05)
+        assert run["completion_mean_tokens"] == base["completion_mean_tokens"]  # same seeds, same completions
+    assert "| base | 51.2 |" in (RESULTS / "grpo_step.md").read_text()
+
+
+def test_agent_batch_results_are_consistent():
+    res = json.loads((RESULTS / "agent_batch.json").read_text())
+    seq, bat = res["sequential"], res["batched"]
+    assert res["ratio"] == pytest.approx(seq["seconds"] / bat["seconds"], abs=0.01)
+    assert res["identical"] and res["identical_episodes"] == res["tasks"] == 8
+    assert bat["generate_calls"] <= res["limits"]["max_steps"] < seq["generate_calls"] == res["steps"]
