@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                     "evaluation is skipped (local runs the model's commands on this host, unisolated)")
     ap.add_argument("overrides", nargs="*", help="key=value overrides for the training config")
     args = ap.parse_args(argv)
-    cfg = {**yaml.safe_load(args.config.read_text()), **dict(o.split("=", 1) for o in args.overrides)}
+    # overrides are read as YAML values, as `srl-swe train` reads them (require_think=false is False)
+    given = (o.split("=", 1) for o in args.overrides if "=" in o)
+    cfg = {**yaml.safe_load(args.config.read_text()), **{k: yaml.safe_load(v) for k, v in given}}
     run_dir = args.out / "srl"
     run([*srl_swe(), "train", "--config", str(args.config), f"output_dir={run_dir}", *args.overrides, "--resume"])
     summary = json.loads((run_dir / "summary.json").read_text())
