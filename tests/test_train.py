@@ -272,3 +272,21 @@ def test_a_run_without_vllm_shows_no_vllm_version_warning(tiny: Path, tmp_path: 
     assert re.search(VLLM_VERSION_WARNING, proc.stderr) is None, proc.stderr[-3000:]
     # Nor does it import vLLM through TRL, whose CPU build logs a line about Triton on import.
     assert "doesn't include CPU backend" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.slow
+def test_a_time_budget_ends_training_after_the_step_that_crosses_it(tiny: Path, tmp_path: Path):
+    """max_train_seconds (fixed-compute comparisons): the step that crosses the budget finishes, is saved as a
+    complete checkpoint, and final/ is written from the model at that step; max_steps would have run 50."""
+    run = tmp_path / "budget"
+    cfg = load_config(TINY_CFG, [f"model={tiny}", f"output_dir={run}", "max_steps=50", "save_steps=1000",
+                                 "max_train_seconds=0.001", "eval_steps=1000", *VARIED])
+    summary = train(cfg)
+    steps = [r["step"] for r in metrics(run) if "loss" in r]
+    assert steps == [1]
+    assert [p.name for p in complete_checkpoints(run)] == ["checkpoint-1"]
+    assert (Path(summary["final_model"]) / "config.json").is_file()
+    from srl_swe.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="max_train_seconds"):
+        load_config(TINY_CFG, ["max_train_seconds=0"])

@@ -88,6 +88,7 @@ class SRLKeys:
     eval_max_examples: int | None = None
     step_eval: bool = False  # held-out step reward before and after training (generation: slow on CPU)
     step_eval_samples: int = 2  # sampled outputs per held-out example (besides the greedy one)
+    max_train_seconds: float | None = None  # stop after this much training (and save) per start; null: max_steps
     # -- GRPO ---------------------------------------------------------------------------------------------
     dynamic_sampling: bool = True
     dynamic_sampling_eps: float = 0.0  # groups whose reward std <= eps are dropped

@@ -58,6 +58,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "task": (lambda v: v in TASKS, f"one of {', '.join(TASKS.names())}"),
     "window": (lambda v: v is None or v == "default" or v >= 0, "null (full prefix), 'default' or an integer >= 0"),
     "max_observation_chars": _num(lambda v: v >= 64, "an integer >= 64"),
+    "max_train_seconds": (lambda v: v is None or _pos[0](v), "null or a number of seconds > 0"),
     "max_steps": _num(lambda v: v == -1 or v >= 1, "-1 (use num_train_epochs) or an integer >= 1"),
     "seed": _num(lambda v: v >= 0, "an integer >= 0"),
     "syntax": (lambda v: v is None or v in SYNTAXES, f"null or one of {sorted(SYNTAXES)}"),

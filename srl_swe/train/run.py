@@ -64,6 +64,25 @@ class RunLog(TrainerCallback):
             (ckpt / COMPLETE).write_text(json.dumps({"step": state.global_step}) + "\n")
 
 
+class TimeBudget(TrainerCallback):
+    """Ends training once ``seconds`` of it have passed (checked after each optimizer step, so the step that
+    crosses the budget finishes) and saves a checkpoint there; the run then writes ``final/`` as usual. For
+    fixed-compute comparisons (``max_train_seconds``): the budget counts from this start, model load and the
+    step eval excluded, so a resumed run gets it afresh."""
+
+    def __init__(self, seconds: float):
+        import time
+
+        self.seconds, self.clock, self.started = seconds, time.monotonic, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = self.clock()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.started is not None and self.clock() - self.started >= self.seconds:
+            control.should_training_stop = control.should_save = True
+
+
 class FormatRate:
     """Logs the share of completions that break the action format (scored −1) as a reward-shaped metric.
 
@@ -126,6 +145,8 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
     if eval_ds is None:
         kw.update(eval_strategy="no", eval_steps=None)
     callbacks = [RunLog(run_dir)]
+    if cfg.max_train_seconds:
+        callbacks.append(TimeBudget(cfg.max_train_seconds))
     extra: dict[str, Any] = {}
     if mode == "sft":
         args = SFTConfig(**kw)
