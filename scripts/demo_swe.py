@@ -46,12 +46,12 @@ def run(cmd: list[str]) -> None:
 
 
 def docker_up() -> bool:
-    try:
-        import docker
+    from srl_swe.runtime.images import DockerUnavailableError, docker_client
 
-        docker.from_env(timeout=10).ping()
+    try:
+        docker_client(timeout=10)
         return True
-    except Exception:
+    except DockerUnavailableError:
         return False
 
 

@@ -37,11 +37,16 @@ def test_the_demo_data_is_split_by_function_and_its_experts_resolve():
     assert len(train) == 78 and len(held) == 34
     assert not {i.instance_id for i in train} & {i.instance_id for i in held}
     splits = json.loads((TASKS / "splits.json").read_text())
+    functions = {}
+    tasks = [json.loads(line) for line in (TASKS / "tasks.jsonl").read_text().splitlines()]
     for name, split in (("train", train), ("heldout", held)):
         experts = load_trajectories(TASKS / "experts" / name / "trajectories.jsonl").trajectories  # resolved only
         ids = {i.instance_id for i in split}
         assert len(experts) >= 0.9 * len(split) and {t.task.instance_id for t in experts} <= ids
-    assert splits  # the split file records which functions went where
+        assert set(splits["ids"][name]) == ids
+        functions[name] = {(t["mutation"]["file"], t["mutation"]["qualname"]) for t in tasks if t["instance_id"] in ids}
+    assert not functions["train"] & functions["heldout"]  # no held-out function has a bug in training
+    assert len(functions["heldout"]) == splits["functions"]["heldout"] == 13
 
 
 @pytest.mark.slow

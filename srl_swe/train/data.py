@@ -92,11 +92,16 @@ def build_datasets(cfg: Any, mode: str):
     eval_rows = make(held) if held else []
     # With max_prompt_length the cut comes after the over-long prompts are skipped (run.fit_prompts), so the
     # held-out examples are the first ones that fit, like the training examples.
-    cut_later = mode != "sft" and bool(cfg.max_prompt_length) and not cfg.exec_rlvr
-    if cfg.eval_max_examples and eval_rows and not cut_later:
+    if cfg.eval_max_examples and eval_rows and not fits_prompts(cfg, mode):
         eval_rows = eval_rows[: cfg.eval_max_examples]
     to_ds = datasets.Dataset.from_list
     return to_ds(train_rows), (to_ds(eval_rows) if eval_rows else None)
+
+
+def fits_prompts(cfg: Any, mode: str) -> bool:
+    """Whether the run skips prompts over ``max_prompt_length`` (GRPO on step or problem rows; SFT bounds its
+    whole sequence instead, and SWE rollouts build their prompts in the environment)."""
+    return bool(cfg.max_prompt_length) and mode != "sft" and not cfg.exec_rlvr
 
 
 def held_out_steps(cfg: Any) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -71,15 +72,13 @@ class TimeBudget(TrainerCallback):
     step eval excluded, so a resumed run gets it afresh."""
 
     def __init__(self, seconds: float):
-        import time
-
-        self.seconds, self.clock, self.started = seconds, time.monotonic, None
+        self.seconds, self.started = seconds, None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.started = self.clock()
+        self.started = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.started is not None and self.clock() - self.started >= self.seconds:
+        if self.started is not None and time.monotonic() - self.started >= self.seconds:
             control.should_training_stop = control.should_save = True
 
 
@@ -128,13 +127,13 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
     import torch
     from trl import GRPOConfig, SFTConfig, SFTTrainer
 
-    from srl_swe.train.data import build_datasets
+    from srl_swe.train.data import build_datasets, fits_prompts
     from srl_swe.train.grpo import SRLGRPOTrainer
     from srl_swe.train.outcome import outcome_reward
 
     train_ds, eval_ds = build_datasets(cfg, mode)
     model, tokenizer = load_model_and_tokenizer(model_spec, dtype=cfg.dtype, lora=_lora(cfg))
-    if cfg.max_prompt_length and mode != "sft" and not cfg.exec_rlvr:
+    if fits_prompts(cfg, mode):
         train_ds, eval_ds = fit_prompts(train_ds, eval_ds, tokenizer, cfg.max_prompt_length, run_dir,
                                         eval_max_examples=cfg.eval_max_examples)
     kw = {**cfg.trl_kwargs(), "output_dir": str(run_dir), "bf16": _bf16(cfg), "use_cpu": not torch.cuda.is_available()}
@@ -180,6 +179,11 @@ def prompt_tokens(tokenizer, prompts: list) -> list[int]:
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
+def fitting(counts: list[int], max_len: int, limit: int | None = None) -> list[int]:
+    """Indices of the prompts of at most ``max_len`` tokens, in order, the first ``limit`` of them."""
+    return [i for i, n in enumerate(counts) if n <= max_len][: limit or None]
+
+
 def fit_prompts(train_ds, eval_ds, tokenizer, max_len: int, run_dir: Path, eval_max_examples: int | None = None):
     """Drop the GRPO examples whose chat prompt is longer than ``max_len`` tokens (TRL 1.x has no
     max_prompt_length; cutting a chat prompt from the left would drop its system prompt and task, so an
@@ -197,11 +201,11 @@ def fit_prompts(train_ds, eval_ds, tokenizer, max_len: int, run_dir: Path, eval_
             out.append(None)
             continue
         counts = ds.map(lengths, batched=True, batch_size=256, desc=f"prompt lengths ({name})")["_prompt_tokens"]
-        keep = [i for i, n in enumerate(counts) if n <= max_len]
+        keep = fitting(counts, max_len)
         report[name] = {"examples": len(counts), "kept": len(keep), "dropped": len(counts) - len(keep),
                         "longest_tokens": max(counts, default=0)}
         if name == "eval":
-            keep = keep[: eval_max_examples or None]
+            keep = fitting(counts, max_len, eval_max_examples)
             report[name]["used"] = len(keep)
             out.append(ds.select(keep) if keep else None)
             continue
@@ -262,8 +266,9 @@ def step_eval(cfg: TrainConfig, model_spec: str, out_dir: Path) -> dict[str, Any
     gen = TransformersGenerator.from_spec(model_spec, batch_size=16, dtype=cfg.dtype)
     if cfg.max_prompt_length and rows:  # the held-out examples that fit, as in training (fit_prompts)
         counts = prompt_tokens(gen.tokenizer, [r["prompt"] for r in rows])
-        rows = [r for r, n in zip(rows, counts, strict=True) if n <= cfg.max_prompt_length]
-    rows = rows[: cfg.eval_max_examples or None]
+        rows = [rows[i] for i in fitting(counts, cfg.max_prompt_length, cfg.eval_max_examples)]
+    else:
+        rows = rows[: cfg.eval_max_examples or None]
     return evaluate_steps(gen, rows, n=cfg.step_eval_samples, temperature=cfg.temperature,
                           max_new_tokens=cfg.max_completion_length, seed=cfg.seed, out_dir=out_dir,
                           require_think=cfg.require_think)
