@@ -74,3 +74,13 @@ def write_results(out: Path, res: dict[str, Any], markdown: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown + "\n")
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a rate k/n (95 % at z=1.96): unlike k/n +- 2 se it stays inside [0, 1] and is
+    not zero-width at 0/n, the usual count of a small model."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p, zz = k / n, z * z
+    centre, half = (p + zz / (2 * n)) / (1 + zz / n), z * ((p * (1 - p) + zz / (4 * n)) / n) ** 0.5 / (1 + zz / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))

@@ -83,6 +83,11 @@ def test_paths_and_split(shared_data, tmp_path):
     # By a hash of the instance id, as trajectories are split: the same every run.
     assert ([i.instance_id for i in train], [i.instance_id for i in held]) == ([OTHER], [TASK])
     assert [i.instance_id for i in swe_split(load_config(CPU_CFG))[0]] == [OTHER, TASK]
+    # A generated task folder keeps its own split by function: none of its held-out tasks is trained on.
+    tasks = REPO / "trajectories" / "swe-tasks" / "toolz-1.2.0"
+    splits = json.loads((tasks / "splits.json").read_text())["ids"]
+    train, held = swe_split(load_config(CPU_CFG, [f"train_data={tasks}", "eval_fraction=0.5"]))
+    assert [i.instance_id for i in train] == splits["train"] and [i.instance_id for i in held] == splits["heldout"]
 
 
 def test_bad_runtime_fails_before_any_model_loads(shared_data):

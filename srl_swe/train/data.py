@@ -16,6 +16,7 @@ training.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from srl_swe.dataset import step_rows
@@ -53,9 +54,14 @@ def load_split(cfg: Any) -> tuple[list[Trajectory], list[Trajectory]]:
 
 
 def swe_split(cfg: Any) -> tuple[list[Any], list[Any]]:
-    """(train, held-out) SWE-bench instances for RLVR on SWE tasks, split by instance id like trajectories."""
-    from srl_swe.swebench.datasets import load_instances
+    """(train, held-out) SWE-bench instances for RLVR on SWE tasks, split by instance id like trajectories.
+    A ``srl-swe tasks make`` folder has its own split (by file and function, so held-out functions are never
+    trained on): its ``train`` tasks train and its ``heldout`` tasks are held out, whatever ``eval_fraction``."""
+    from srl_swe.swebench.datasets import GENERATED, load_instances
 
+    if Path(str(cfg.train_data)).is_dir() and (Path(str(cfg.train_data)) / GENERATED).is_file():
+        held = load_instances(cfg.eval_data) if cfg.eval_data else load_instances(cfg.train_data, split="heldout")
+        return load_instances(cfg.train_data, split="train"), held
     instances = load_instances(cfg.train_data)
     if cfg.eval_data:
         return instances, load_instances(cfg.eval_data)

@@ -1,0 +1,320 @@
+"""The paper's comparison on SWE tasks, graded by execution: untrained / SFT / SRL / RLVR / SRL->RLVR at one
+fixed CPU budget, each model run as an agent on the held-out generated tasks and graded by their tests.
+
+    python benchmarks/bench_learning_swe.py --budget-minutes 6 [--methods untrained,sft,srl,rlvr,srl_rlvr]
+        [--syntax qwen] [--probe-syntax] [--tasks N] [--max-steps 5] [--step-examples 16] [--samples 2]
+        [--runtime docker] [--backend vllm]
+        [--run-dir runs/bench-learning-swe] [--out benchmarks/results/learning_swe.json] [--set srl.KEY=VALUE]
+
+* Data: ``trajectories/swe-tasks/toolz-1.2.0`` (generated tasks, split by file and function: no held-out
+  function is trained on). SFT and SRL train on the expert trajectories of the train split, RLVR on its tasks
+  (``rlvr_reward: swe``: 1 when the patch makes FAIL_TO_PASS pass without breaking PASS_TO_PASS).
+* Budget: every trained method gets ``--budget-minutes`` of training wall time on this machine
+  (``max_train_seconds``: training stops after the step that crosses it); SRL->RLVR spends half on SRL and half
+  on RLVR from it. Each training is its own ``srl-swe train`` process; its CPU seconds (user + system of that
+  process tree; the containers' test runs are the daemon's and not counted) are recorded.
+* One action syntax for all (``--syntax``; ``qwen`` by default: RLVR's rollouts are native tool calls, so an
+  SRL policy continues into RLVR on the calls it learned) and ``require_think: false`` (SmolLM2 writes no
+  ``<think>``; the prefill option is not in srl-swe yet).
+* Measured per method: held-out step reward (greedy and sampled, with standard errors) and format-violation
+  rate; agent mode on the held-out tasks (``srl-swe eval swebench --mode agent``, greedy, all episodes in
+  lockstep, Docker sandboxes): resolved rate with a Wilson 95 % interval, valid-tool-call rate, submitted
+  rate, mean steps to submit.
+
+Resumable per method: a method whose entry is in ``--out`` is not run again (``--redo`` runs it anyway); a
+killed method starts again from scratch, so its budget is never spent twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_info, wilson, write_results
+
+REPO = Path(__file__).resolve().parents[1]
+TASKS = REPO / "trajectories" / "swe-tasks" / "toolz-1.2.0"
+SRL_CFG = REPO / "configs" / "cpu-srl-swe-smollm2.yaml"
+RLVR_CFG = REPO / "configs" / "cpu-rlvr-swe-smollm2.yaml"
+METHODS = ("untrained", "sft", "srl", "rlvr", "srl_rlvr")
+LONG = ["max_steps=100000", "save_steps=100000", "lr_scheduler_type=constant", "step_eval=false"]
+#: What makes each method's training run (on top of LONG, the budget and the output folder).
+RECIPES: dict[str, list[tuple[Path, list[str]]]] = {
+    "sft": [(SRL_CFG, ["mode=sft", "per_device_train_batch_size=4", "gradient_accumulation_steps=1"])],
+    "srl": [(SRL_CFG, [])],
+    "rlvr": [(RLVR_CFG, [f"train_data={TASKS}", "runtime=docker", "exec_max_steps=4"])],
+    "srl_rlvr": [(SRL_CFG, []), (RLVR_CFG, [f"train_data={TASKS}", "runtime=docker", "exec_max_steps=4",
+                                            "mode=srl_then_rlvr"])],
+}
+CLAIMS = (("srl", ">", "sft"), ("srl_rlvr", ">=", "srl"), ("sft", ">", "untrained"), ("srl", ">", "untrained"),
+          ("rlvr", ">", "untrained"), ("srl_rlvr", ">", "untrained"))
+
+
+def srl_swe() -> list[str]:
+    exe = Path(sys.executable).with_name("srl-swe")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "srl_swe.cli"]
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run(cmd: list[str], log: Path) -> tuple[float, float]:
+    """Run ``cmd`` with its output in ``log`` (the progress bars go there too); (wall s, CPU s)."""
+    print("$ " + " ".join(cmd), flush=True)
+    w0, c0 = time.perf_counter(), _children_cpu()
+    with log.open("a") as fh:
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        raise SystemExit(f"{cmd[:3]} failed with exit status {proc.returncode}; see {log}")
+    return time.perf_counter() - w0, _children_cpu() - c0
+
+
+def train(method: str, args: argparse.Namespace, mdir: Path) -> dict[str, Any]:
+    """Train ``method`` within the budget (stages split it evenly); the final model and what it cost."""
+    stages, start, out = RECIPES[method], None, []
+    seconds = args.budget_minutes * 60 / len(stages)
+    for k, (cfg, overrides) in enumerate(stages):
+        sdir = mdir / f"train{k}"
+        sets = [f"output_dir={sdir}", f"max_train_seconds={seconds:g}", f"syntax={args.syntax}", "require_think=false",
+                *LONG, *overrides, *([f"init_checkpoint={start}"] if start else []), *args.sets.get(method, [])]
+        if args.model:
+            sets.append(f"model={args.model}")
+        if args.max_train_steps:
+            sets.append(f"max_steps={args.max_train_steps}")
+        if cfg == RLVR_CFG:  # RLVR's rollouts are native tool calls: it has no syntax key of its own
+            sets = [s for s in sets if not s.startswith("syntax=")]
+        wall, cpu = run([*srl_swe(), "train", "--config", str(cfg), *sets], mdir / "train.log")
+        start = json.loads((sdir / "summary.json").read_text())["final_model"]
+        out.append({"config": str(cfg.relative_to(REPO)), "overrides": sets, "wall_s": wall, "cpu_s": cpu,
+                    **curve(sdir)})
+    return {"final_model": start, "budget_s": args.budget_minutes * 60, "stages": out,
+            "train_wall_s": sum(s["wall_s"] for s in out), "train_cpu_s": sum(s["cpu_s"] for s in out),
+            "optimizer_steps": sum(s["optimizer_steps"] for s in out)}
+
+
+def curve(run_dir: Path) -> dict[str, Any]:
+    """Optimizer steps, training reward (GRPO) or loss (SFT) per step, from the run's metrics.jsonl."""
+    recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    steps = max((r.get("step", 0) for r in recs), default=0)
+    key = "reward" if any("reward" in r for r in recs) else "loss"
+    return {"optimizer_steps": steps, "curve_key": key, "curve": [r[key] for r in recs if key in r]}
+
+
+def step_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str, Any]:
+    """Held-out step reward of ``model`` under the SRL config's prompt settings (the same for every method)."""
+    from srl_swe.train.config import load_config
+    from srl_swe.train.run import step_eval as measure
+
+    cfg = load_config(SRL_CFG, [f"syntax={args.syntax}", "require_think=false",
+                                f"eval_max_examples={args.step_examples}", f"step_eval_samples={args.samples}",
+                                *([f"model={args.model}"] if args.model else [])])
+    w0 = time.perf_counter()
+    res = measure(cfg, model, out_dir)
+    recs = [json.loads(line) for line in (out_dir / "step_samples.jsonl").read_text().splitlines()]
+    greedy = [r["greedy_reward"] for r in recs]
+    sampled = [statistics.fmean(r["sampled_rewards"]) for r in recs if r["sampled_rewards"]]
+    se = lambda v: statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else None  # noqa: E731
+    return {"examples": len(recs), "greedy": res["greedy"], "sampled": res.get("sampled"), "greedy_se": se(greedy),
+            "sampled_se": se(sampled), "temperature": cfg.temperature, "max_new_tokens": cfg.max_completion_length,
+            "wall_s": time.perf_counter() - w0}
+
+
+def syntax_probe(args: argparse.Namespace) -> dict[str, Any]:
+    """Which action syntax the start model writes well-formed calls in, measured on the TRAIN split's step
+    prompts only (choosing on held-out data would be tuning on it): step reward and format violations."""
+    from srl_swe.train.config import load_config
+    from srl_swe.train.run import step_eval as measure
+
+    train = args.tasks_dir / "experts" / "train" / "trajectories.jsonl"
+    out = {"data": str(train.relative_to(REPO) if train.is_relative_to(REPO) else train),
+           "examples": args.step_examples, "samples": args.samples}
+    for syntax in ("qwen", "xml"):
+        cfg = load_config(SRL_CFG, [f"syntax={syntax}", "require_think=false", f"eval_data={train}",
+                                    f"eval_max_examples={args.step_examples}", f"step_eval_samples={args.samples}",
+                                    *([f"model={args.model}"] if args.model else [])])
+        r = measure(cfg, cfg.model, args.run_dir / "syntax_probe" / syntax)
+        out[syntax] = {mode: {"mean_reward": r[mode]["mean_reward"],
+                              "format_violation_rate": r[mode]["format_violation_rate"]}
+                       for mode in ("greedy", "sampled") if r.get(mode)}
+    return out
+
+
+def agent_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str, Any]:
+    cfg = yaml.safe_load(SRL_CFG.read_text())
+    tokens = args.max_new_tokens or cfg["max_completion_length"]
+    cmd = [*srl_swe(), "eval", "swebench", "--dataset", str(args.tasks_dir), "--split", "heldout",
+           "--mode", "agent", "--runtime", args.runtime, "--model", model, "--backend", args.backend,
+           "--batch-size", str(args.batch_size), "--workers", str(args.batch_size), "--dtype", "float32",
+           "--max-steps", str(args.max_steps), "--max-new-tokens", str(tokens), "--syntax", args.syntax,
+           "--window", str(cfg["window"]), "--max-observation-chars", str(cfg["max_observation_chars"]),
+           "--no-require-think", "--out", str(out_dir), "--quiet", *(["--limit", str(args.tasks)] * bool(args.tasks))]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wall, _ = run(cmd, out_dir.parent / "agent.log")
+    res = json.loads((out_dir / "results.json").read_text())
+    agent, k, n = res.get("agent") or {}, res["resolved"], res["total"]
+    return {"resolved": k, "tasks": n, "resolved_rate": k / n if n else 0.0, "wilson95": wilson(k, n),
+            "valid_tool_call_rate": agent.get("valid_tool_call_rate"), "submitted_rate": agent.get("submitted_rate"),
+            "mean_steps_to_submit": agent.get("mean_steps_to_submit"), "steps": agent.get("steps"),
+            "exit_status_counts": agent.get("exit_status_counts"), "status_counts": res.get("status_counts"),
+            "resolved_ids": sorted(i for i, v in res["instances"].items() if v["resolved"]), "wall_s": wall}
+
+
+def claims(methods: dict[str, Any]) -> list[dict[str, Any]]:
+    """The paper's claims on resolved rate; 'supported' only when the Wilson intervals do not overlap
+    (for >=, when the first is not clearly below the second)."""
+    out = []
+    for a, op, b in CLAIMS:
+        if a not in methods or b not in methods:
+            continue
+        ra, rb = methods[a]["agent"], methods[b]["agent"]
+        (alo, ahi), (blo, bhi) = ra["wilson95"], rb["wilson95"]
+        if op == ">":
+            verdict = "supported" if alo > bhi else "contradicted" if ahi < blo else "not distinguishable"
+        else:
+            verdict = "contradicted" if ahi < blo else "supported" if ra["resolved_rate"] >= rb["resolved_rate"] \
+                else "not distinguishable"
+        out.append({"claim": f"{a} {op} {b}", "a": ra["resolved_rate"], "b": rb["resolved_rate"], "verdict": verdict})
+    return out
+
+
+def _f(v: Any, pct: bool = False, nd: int = 3) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.0f}%" if pct else f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def markdown(res: dict[str, Any]) -> str:
+    s, m = res["settings"], res["machine"]
+    lines = [f"SWE learning benchmark: {s['model']}, {s['budget_minutes']:g} training wall-minutes per method on "
+             f"{m['cpu_count']} CPUs, syntax {s['syntax']}, require_think=false; held-out toolz tasks (functions "
+             f"never trained on) as agents: {s['max_steps']} tool calls, greedy, {s['runtime']} sandboxes, graded "
+             f"by their tests ({s['backend']} generation). {m['date']}.", "",
+             "| method | opt. steps | train wall s | train CPU s | resolved | Wilson 95% | valid calls | submitted | "
+             "steps to submit | step reward greedy | sampled | format viol. |", "|---|---|---|---|---|---|---|---|---|"
+             "---|---|---|"]
+    for name in METHODS:
+        if name not in res["methods"]:
+            continue
+        r = res["methods"][name]
+        t, a, e = r.get("train") or {}, r["agent"], r["steps"]
+        lo, hi = a["wilson95"]
+        cells = [name, t.get("optimizer_steps", 0), f"{t.get('train_wall_s', 0):.0f}", f"{t.get('train_cpu_s', 0):.0f}",
+                 f"{a['resolved']}/{a['tasks']}", f"[{100 * lo:.0f}%, {100 * hi:.0f}%]",
+                 _f(a["valid_tool_call_rate"], True), _f(a["submitted_rate"], True),
+                 _f(a["mean_steps_to_submit"], nd=1), f"{_f(e['greedy']['mean_reward'])} ± {_f(e['greedy_se'])}",
+                 f"{_f((e['sampled'] or {}).get('mean_reward'))} ± {_f(e['sampled_se'])}",
+                 _f(e["greedy"]["format_violation_rate"], True)]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    if probe := res.get("syntax_probe"):
+        lines += ["", f"Syntax probe, start model on {probe['examples']} train-split step prompts (not held-out): "
+                  + "; ".join(f"{syn}: greedy {probe[syn]['greedy']['mean_reward']:+.3f} ("
+                              f"{100 * probe[syn]['greedy']['format_violation_rate']:.0f}% broken), sampled "
+                              f"{(probe[syn].get('sampled') or {}).get('mean_reward', float('nan')):+.3f}"
+                              for syn in ("qwen", "xml"))]
+    lines += ["", "| claim (resolved rate) | a | b | verdict |", "|---|---|---|---|"]
+    lines += [f"| {c['claim']} | {_f(c['a'], True)} | {_f(c['b'], True)} | {c['verdict']} |"
+              for c in res.get("claims", [])]
+    for name, r in res["methods"].items():
+        for k, st in enumerate((r.get("train") or {}).get("stages", [])):
+            c = st["curve"]
+            lines.append(f"* {name} stage {k} ({st['config']}): {st['optimizer_steps']} steps, training "
+                         f"{st['curve_key']} {' '.join(f'{v:+.2f}' for v in c[:12])}{' ...' if len(c) > 12 else ''}")
+    return "\n".join(lines)
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items:
+        method, _, override = item.partition(".")
+        if method not in RECIPES or "=" not in override:
+            raise SystemExit(f"--set {item!r}: expected METHOD.KEY=VALUE with METHOD one of {', '.join(RECIPES)}")
+        out.setdefault(method, []).append(override)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--budget-minutes", type=float, required=True, help="training wall-minutes per trained method")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--syntax", default="qwen", choices=("qwen", "xml"))
+    ap.add_argument("--tasks-dir", type=Path, default=TASKS)
+    ap.add_argument("--tasks", type=int, default=None, help="first N held-out tasks (default: all)")
+    ap.add_argument("--max-steps", type=int, default=5, help="tool calls per agent episode")
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="agent: tokens per turn (default: the config's)")
+    ap.add_argument("--batch-size", type=int, default=12, help="agent episodes in lockstep")
+    ap.add_argument("--backend", default="vllm", choices=("vllm", "transformers"),
+                    help="agent generation (vLLM: 3.47x the sequential loop, benchmarks/results/agent_batch_vllm.md)")
+    ap.add_argument("--step-examples", type=int, default=16)
+    ap.add_argument("--samples", type=int, default=2, help="sampled outputs per held-out step example")
+    ap.add_argument("--runtime", choices=("docker", "local"), default="docker")
+    ap.add_argument("--model", default=None, help="override the start model (tests: a tiny model)")
+    ap.add_argument("--max-train-steps", type=int, default=None, help="also stop training after N steps (tests)")
+    ap.add_argument("--run-dir", type=Path, default=REPO / "runs" / "bench-learning-swe")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "learning_swe.json")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.KEY=VALUE")
+    ap.add_argument("--probe-syntax", action="store_true",
+                    help="first measure the start model's step reward in each syntax on train-split steps")
+    ap.add_argument("--redo", action="store_true", help="run methods already in --out again")
+    args = ap.parse_args(argv)
+    args.sets = parse_sets(args.sets)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if bad := [m for m in methods if m not in METHODS]:
+        raise SystemExit(f"--methods: unknown {bad}; choose from {', '.join(METHODS)}")
+    settings = {"model": args.model or yaml.safe_load(SRL_CFG.read_text())["model"], "budget_minutes":
+                args.budget_minutes, "syntax": args.syntax, "tasks_dir": str(args.tasks_dir), "tasks": args.tasks,
+                "max_steps": args.max_steps, "batch_size": args.batch_size,
+                "backend": args.backend, "step_examples": args.step_examples,
+                "samples": args.samples, "runtime": args.runtime, "sets": args.sets, "require_think": False}
+    res: dict[str, Any] = {"machine": machine_info(), "settings": settings, "methods": {}}
+    if args.out.is_file() and not args.redo:
+        old = json.loads(args.out.read_text())
+        if old.get("settings") == settings:
+            res["methods"] = old.get("methods", {})
+            if "syntax_probe" in old:
+                res["syntax_probe"] = old["syntax_probe"]
+    if args.probe_syntax and "syntax_probe" not in res:
+        res["syntax_probe"] = syntax_probe(args)
+        write_results(args.out, res, markdown(res))
+    for method in methods:
+        if method in res["methods"]:
+            print(f"[{method}] in {args.out} already (--redo to run it again)", flush=True)
+            continue
+        mdir = args.run_dir / method
+        shutil.rmtree(mdir, ignore_errors=True)  # a killed method starts over: its budget is spent once
+        mdir.mkdir(parents=True)
+        entry: dict[str, Any] = {}
+        model = settings["model"]
+        if method != "untrained":
+            entry["train"] = train(method, args, mdir)
+            model = entry["train"]["final_model"]
+        entry["steps"] = step_eval(args, model, mdir / "step_eval")
+        entry["agent"] = agent_eval(args, model, mdir / "agent")
+        res["methods"][method] = entry
+        res["claims"] = claims(res["methods"])
+        res["machine"]["loadavg"] = os.getloadavg()
+        write_results(args.out, res, markdown(res))
+        print(f"[{method}] " + json.dumps({"resolved": entry["agent"]["resolved"], "tasks": entry["agent"]["tasks"],
+                                           "greedy": entry["steps"]["greedy"]["mean_reward"]}), flush=True)
+    res["claims"] = claims(res["methods"])
+    write_results(args.out, res, markdown(res))
+    print(markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

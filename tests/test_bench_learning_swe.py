@@ -1,0 +1,88 @@
+"""benchmarks/bench_learning_swe.py end to end with a real tiny model: each method trains through `srl-swe
+train` under the budget (SRL->RLVR as an SRL stage and an RLVR stage from its final model, RLVR's rollouts in
+Docker sandboxes on the generated tasks' train split), every model is measured on held-out step examples and
+graded as an agent on held-out tasks in Docker, and a rerun skips the methods already recorded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def test_wilson_interval_values():
+    from _common import wilson
+
+    assert wilson(0, 34) == pytest.approx((0.0, 0.1015), abs=1e-4)  # 0/34 still leaves up to ~10 %
+    lo, hi = wilson(17, 34)
+    assert lo == pytest.approx(0.3407, abs=1e-4) and hi == pytest.approx(0.6593, abs=1e-4)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_claims_need_separated_intervals():
+    from bench_learning_swe import claims
+
+    def entry(k: int, n: int) -> dict:
+        from _common import wilson
+
+        return {"agent": {"resolved_rate": k / n, "wilson95": wilson(k, n)}}
+
+    verdicts = {c["claim"]: c["verdict"] for c in claims(
+        {"untrained": entry(0, 34), "sft": entry(2, 34), "srl": entry(20, 34), "srl_rlvr": entry(19, 34)})}
+    assert verdicts == {"srl > sft": "supported", "srl_rlvr >= srl": "not distinguishable",
+                        "sft > untrained": "not distinguishable", "srl > untrained": "supported",
+                        "srl_rlvr > untrained": "supported"}
+
+
+@pytest.mark.slow
+def test_benchmark_runs_every_stage_and_resumes(tmp_path: Path, docker_client):
+    from srl_swe.models.tiny import make_tiny_qwen2
+
+    tiny = make_tiny_qwen2(tmp_path / "tiny")
+    out = tmp_path / "learning_swe.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "bench_learning_swe.py"), "--budget-minutes", "10",
+           "--methods", "untrained,sft,srl_rlvr", "--model", str(tiny), "--max-train-steps", "1", "--tasks", "2",
+           "--max-steps", "1", "--max-new-tokens", "8", "--step-examples", "2", "--samples", "1", "--batch-size", "2",
+           "--backend", "transformers", "--probe-syntax",
+           "--run-dir", str(tmp_path / "runs"), "--out", str(out),
+           *(f"--set={m}.max_completion_length=8" for m in ("sft", "srl_rlvr"))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, cwd=REPO)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    res = json.loads(out.read_text())
+    assert list(res["methods"]) == ["untrained", "sft", "srl_rlvr"]
+    for entry in res["methods"].values():
+        agent = entry["agent"]
+        assert agent["tasks"] == 2 and 0 <= agent["resolved"] <= 2
+        lo, hi = agent["wilson95"]
+        assert 0 <= lo <= agent["resolved_rate"] <= hi <= 1
+        assert agent["steps"] >= 2  # at least one turn per episode, run in a container and graded
+        assert entry["steps"]["examples"] == 2 and -1 <= entry["steps"]["greedy"]["mean_reward"] <= 1
+    stages = res["methods"]["srl_rlvr"]["train"]["stages"]
+    assert [s["config"] for s in stages] == ["configs/cpu-srl-swe-smollm2.yaml", "configs/cpu-rlvr-swe-smollm2.yaml"]
+    assert [s["optimizer_steps"] for s in stages] == [1, 1]
+    # The RLVR stage starts from the SRL stage's final model, with half of the budget each.
+    assert f"init_checkpoint={tmp_path / 'runs' / 'srl_rlvr' / 'train0' / 'final'}" in stages[1]["overrides"]
+    assert all("max_train_seconds=300" in s["overrides"] for s in stages)
+    rollouts = (tmp_path / "runs" / "srl_rlvr" / "train1" / "rollouts.jsonl").read_text().splitlines()
+    assert rollouts and all(json.loads(r)["instance_id"].startswith("pypi__toolz-1.2.0.") for r in rollouts)
+    heldout = set(json.loads((REPO / "trajectories/swe-tasks/toolz-1.2.0/splits.json").read_text())["ids"]["heldout"])
+    assert not {json.loads(r)["instance_id"] for r in rollouts} & heldout  # RLVR never trains on held-out tasks
+    assert res["methods"]["sft"]["train"]["stages"][0]["curve_key"] == "loss"
+    assert {c["claim"] for c in res["claims"]} == {"sft > untrained", "srl_rlvr > untrained"}
+    md = out.with_suffix(".md").read_text()
+    assert "| untrained | 0 |" in md and "| srl_rlvr | 2 |" in md
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert again.returncode == 0 and again.stdout.count("already (--redo") == 3
+    assert json.loads(out.read_text())["methods"] == res["methods"]
+    probe = res["syntax_probe"]  # measured on the train split's steps, never on held-out ones
+    assert probe["data"].endswith("experts/train/trajectories.jsonl")
+    assert all(-1 <= probe[s]["greedy"]["mean_reward"] <= 1 for s in ("qwen", "xml"))
+    assert "Syntax probe" in md and "generate n=" not in again.stderr  # the rerun generates nothing
