@@ -29,9 +29,10 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from srl_swe.actions import THINK_PREFILL, with_prefill
 from srl_swe.models.generation import TransformersGenerator
 from srl_swe.models.loading import load_model_and_tokenizer
-from srl_swe.models.templates import tool_calling_tokenizer
+from srl_swe.models.templates import render_prompt, tool_calling_tokenizer
 from srl_swe.rewards import SRLReward, completion_text, format_violation
 from srl_swe.train.checkpoints import (
     COMPLETE,
@@ -91,12 +92,12 @@ class FormatRate:
 
     __name__ = "format_violation"
 
-    def __init__(self, require_think: bool = True):
-        self.require_think = require_think
+    def __init__(self, require_think: bool = True, prefill: str = ""):
+        self.require_think, self.prefill = require_think, prefill
 
     def __call__(self, prompts=None, completions=(), expert_action=(), syntax=None, **_):
         syntaxes = syntax or ["xml"] * len(completions)
-        return [float(format_violation(completion_text(c), s, self.require_think))
+        return [float(format_violation(self.prefill + completion_text(c), s, self.require_think))
                 for c, s in zip(completions, syntaxes, strict=True)]
 
 
@@ -133,6 +134,9 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
 
     train_ds, eval_ds = build_datasets(cfg, mode)
     model, tokenizer = load_model_and_tokenizer(model_spec, dtype=cfg.dtype, lora=_lora(cfg))
+    prefill = THINK_PREFILL if cfg.think_prefill and mode == "srl" else ""
+    if prefill:
+        train_ds, eval_ds = (prefilled(ds, tokenizer, prefill) for ds in (train_ds, eval_ds))
     if fits_prompts(cfg, mode):
         train_ds, eval_ds = fit_prompts(train_ds, eval_ds, tokenizer, cfg.max_prompt_length, run_dir,
                                         eval_max_examples=cfg.eval_max_examples)
@@ -153,7 +157,8 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
                           processing_class=tokenizer, callbacks=callbacks)
     if mode == "srl":
         # The format-violation column carries weight 0: logged, never part of the advantage.
-        reward_funcs = [SRLReward(require_think=cfg.require_think), FormatRate(cfg.require_think)]
+        reward_funcs = [SRLReward(require_think=cfg.require_think, prefill=prefill),
+                        FormatRate(cfg.require_think, prefill)]
         weights = [1.0, 0.0]
     elif cfg.reward == "swe":
         # The environment owns the reward: TRL adds SWEToolEnv.get_reward as a reward column of weight 1
@@ -173,10 +178,21 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
 
 
 def prompt_tokens(tokenizer, prompts: list) -> list[int]:
-    """Token counts of chat prompts with the generation prompt. Rendered, then tokenized in one fast-tokenizer
-    call: the same ids as apply_chat_template(tokenize=True) row by row (no special tokens added), 2-3x faster."""
-    texts = tokenizer.apply_chat_template(prompts, add_generation_prompt=True, tokenize=False)
+    """Token counts of chat prompts as generated from (:func:`render_prompt`; a text prompt as it is). Rendered,
+    then tokenized in one fast-tokenizer call: the same ids as apply_chat_template(tokenize=True) row by row (no
+    special tokens added), 2-3x faster."""
+    texts = [p if isinstance(p, str) else render_prompt(tokenizer, p) for p in prompts]
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def prefilled(ds, tokenizer, prefill: str):
+    """``ds`` with each chat prompt turned into its text plus ``prefill``: TRL's GRPO opens a new assistant turn
+    after a chat prompt (it would close a trailing assistant message), so a reply that must start with the
+    prefill is generated from the rendered text instead. None stays None."""
+    if ds is None:
+        return None
+    return ds.map(lambda rows: {"prompt": [render_prompt(tokenizer, with_prefill(list(p), prefill))
+                                           for p in rows["prompt"]]}, batched=True, desc="<think> prefill")
 
 
 def fitting(counts: list[int], max_len: int, limit: int | None = None) -> list[int]:
@@ -263,15 +279,16 @@ def step_eval(cfg: TrainConfig, model_spec: str, out_dir: Path) -> dict[str, Any
     from srl_swe.train.data import held_out_steps
 
     rows = held_out_steps(cfg)
+    prefill = THINK_PREFILL if cfg.think_prefill else ""
     gen = TransformersGenerator.from_spec(model_spec, batch_size=16, dtype=cfg.dtype)
     if cfg.max_prompt_length and rows:  # the held-out examples that fit, as in training (fit_prompts)
-        counts = prompt_tokens(gen.tokenizer, [r["prompt"] for r in rows])
+        counts = prompt_tokens(gen.tokenizer, [with_prefill(list(r["prompt"]), prefill) for r in rows])
         rows = [rows[i] for i in fitting(counts, cfg.max_prompt_length, cfg.eval_max_examples)]
     else:
         rows = rows[: cfg.eval_max_examples or None]
     return evaluate_steps(gen, rows, n=cfg.step_eval_samples, temperature=cfg.temperature,
                           max_new_tokens=cfg.max_completion_length, seed=cfg.seed, out_dir=out_dir,
-                          require_think=cfg.require_think)
+                          require_think=cfg.require_think, prefill=prefill)
 
 
 #: What TRL warns at import whenever the installed vLLM is outside the range it was tested with, whether or not
