@@ -210,7 +210,7 @@ def train_stage(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path, res
     if resume_from is not None and is_final_step(cfg, resume_from):
         return final_from_checkpoint(resume_from, run_dir)  # killed after the last save, before final/
     trainer = build_trainer(cfg, mode, model_spec, run_dir)
-    use_reward_progress(trainer)  # a bar with the running reward, not a metrics dict per step
+    use_reward_progress(trainer, cfg.max_train_seconds)  # a bar with the running reward, not a metrics dict per step
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     return _save_final(trainer, run_dir)
 
