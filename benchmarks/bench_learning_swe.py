@@ -14,8 +14,10 @@ fixed CPU budget, each model run as an agent on the held-out generated tasks and
   on RLVR from it. Each training is its own ``srl-swe train`` process; its CPU seconds (user + system of that
   process tree; the containers' test runs are the daemon's and not counted) are recorded.
 * One action syntax for all (``--syntax``; ``qwen`` by default: RLVR's rollouts are native tool calls, so an
-  SRL policy continues into RLVR on the calls it learned) and ``require_think: false`` (SmolLM2 writes no
-  ``<think>``; the prefill option is not in srl-swe yet).
+  SRL policy continues into RLVR on the calls it learned). ``--think optional`` (``require_think: false``:
+  SmolLM2 writes no ``<think>`` by itself) or ``--think prefill`` (every reply starts with ``<think>\n`` and is
+  scored in the paper's strict format; SFT learns whole replies, RLVR's rollouts are TRL's tool-calling turns).
+  ``--probe-syntax`` first measures the start model in each syntax and <think> treatment on train-split steps.
 * Measured per method: held-out step reward (greedy and sampled, with standard errors) and format-violation
   rate; agent mode on the held-out tasks (``srl-swe eval swebench --mode agent``, greedy, all episodes in
   lockstep, Docker sandboxes): resolved rate with a Wilson 95 % interval, valid-tool-call rate, submitted
@@ -50,6 +52,9 @@ TASKS = REPO / "trajectories" / "swe-tasks" / "toolz-1.2.0"
 SRL_CFG = REPO / "configs" / "cpu-srl-swe-smollm2.yaml"
 RLVR_CFG = REPO / "configs" / "cpu-rlvr-swe-smollm2.yaml"
 METHODS = ("untrained", "sft", "srl", "rlvr", "srl_rlvr")
+#: How a reply's <think> block is treated: "optional" (require_think: false, the block may be left out) or
+#: "prefill" (the prompt ends with "<think>\n" and the reply is scored in the paper's strict format).
+THINK = {"optional": ["require_think=false"], "prefill": ["require_think=true", "think_prefill=true"]}
 LONG = ["max_steps=100000", "save_steps=100000", "lr_scheduler_type=constant", "step_eval=false"]
 #: What makes each method's training run (on top of LONG, the budget and the output folder).
 RECIPES: dict[str, list[tuple[Path, list[str]]]] = {
@@ -90,14 +95,17 @@ def train(method: str, args: argparse.Namespace, mdir: Path) -> dict[str, Any]:
     seconds = args.budget_minutes * 60 / len(stages)
     for k, (cfg, overrides) in enumerate(stages):
         sdir = mdir / f"train{k}"
-        sets = [f"output_dir={sdir}", f"max_train_seconds={seconds:g}", f"syntax={args.syntax}", "require_think=false",
-                *LONG, *overrides, *([f"init_checkpoint={start}"] if start else []), *args.sets.get(method, [])]
+        think = THINK[args.think]
+        if "mode=sft" in overrides and args.think == "prefill":  # SFT learns the whole reply, <think> block included
+            think = ["require_think=true"]
+        sets = [f"output_dir={sdir}", f"max_train_seconds={seconds:g}", f"syntax={args.syntax}", *think, *LONG,
+                *overrides, *([f"init_checkpoint={start}"] if start else []), *args.sets.get(method, [])]
         if args.model:
             sets.append(f"model={args.model}")
         if args.max_train_steps:
             sets.append(f"max_steps={args.max_train_steps}")
-        if cfg == RLVR_CFG:  # RLVR's rollouts are native tool calls: it has no syntax key of its own
-            sets = [s for s in sets if not s.startswith("syntax=")]
+        if cfg == RLVR_CFG:  # RLVR's rollouts are native tool calls: no syntax or <think> keys of its own
+            sets = [s for s in sets if not s.startswith(("syntax=", "require_think=", "think_prefill="))]
         wall, cpu = run([*srl_swe(), "train", "--config", str(cfg), *sets], mdir / "train.log")
         start = json.loads((sdir / "summary.json").read_text())["final_model"]
         out.append({"config": str(cfg.relative_to(REPO)), "overrides": sets, "wall_s": wall, "cpu_s": cpu,
@@ -120,7 +128,7 @@ def step_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str, 
     from srl_swe.train.config import load_config
     from srl_swe.train.run import step_eval as measure
 
-    cfg = load_config(SRL_CFG, [f"syntax={args.syntax}", "require_think=false",
+    cfg = load_config(SRL_CFG, [f"syntax={args.syntax}", *THINK[args.think],
                                 f"eval_max_examples={args.step_examples}", f"step_eval_samples={args.samples}",
                                 *([f"model={args.model}"] if args.model else [])])
     w0 = time.perf_counter()
@@ -134,24 +142,31 @@ def step_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str, 
             "wall_s": time.perf_counter() - w0}
 
 
-def syntax_probe(args: argparse.Namespace) -> dict[str, Any]:
-    """Which action syntax the start model writes well-formed calls in, measured on the TRAIN split's step
-    prompts only (choosing on held-out data would be tuning on it): step reward and format violations."""
+def syntax_probe(args: argparse.Namespace, done: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Which action syntax and <think> treatment the start model writes well-formed replies in, measured on the
+    TRAIN split's step prompts only (choosing on held-out data would be tuning on it): step reward and format
+    violations per variant ("qwen", "xml", "qwen+prefill", "xml+prefill"); variants in ``done`` are kept."""
     from srl_swe.train.config import load_config
     from srl_swe.train.run import step_eval as measure
 
     train = args.tasks_dir / "experts" / "train" / "trajectories.jsonl"
     out = {"data": str(train.relative_to(REPO) if train.is_relative_to(REPO) else train),
-           "examples": args.step_examples, "samples": args.samples}
-    for syntax in ("qwen", "xml"):
-        cfg = load_config(SRL_CFG, [f"syntax={syntax}", "require_think=false", f"eval_data={train}",
+           "examples": args.step_examples, "samples": args.samples, **(done or {})}
+    for name in PROBES:
+        if name in out:
+            continue
+        syntax, _, think = name.partition("+")
+        cfg = load_config(SRL_CFG, [f"syntax={syntax}", *THINK[think or "optional"], f"eval_data={train}",
                                     f"eval_max_examples={args.step_examples}", f"step_eval_samples={args.samples}",
                                     *([f"model={args.model}"] if args.model else [])])
-        r = measure(cfg, cfg.model, args.run_dir / "syntax_probe" / syntax)
-        out[syntax] = {mode: {"mean_reward": r[mode]["mean_reward"],
+        r = measure(cfg, cfg.model, args.run_dir / "syntax_probe" / name)
+        out[name] = {mode: {"mean_reward": r[mode]["mean_reward"],
                               "format_violation_rate": r[mode]["format_violation_rate"]}
                        for mode in ("greedy", "sampled") if r.get(mode)}
     return out
+
+
+PROBES = ("qwen", "xml", "qwen+prefill", "xml+prefill")
 
 
 def agent_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str, Any]:
@@ -162,7 +177,8 @@ def agent_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str,
            "--batch-size", str(args.batch_size), "--workers", str(args.batch_size), "--dtype", "float32",
            "--max-steps", str(args.max_steps), "--max-new-tokens", str(tokens), "--syntax", args.syntax,
            "--window", str(cfg["window"]), "--max-observation-chars", str(cfg["max_observation_chars"]),
-           "--no-require-think", "--out", str(out_dir), "--quiet", *(["--limit", str(args.tasks)] * bool(args.tasks))]
+           "--think-prefill" if args.think == "prefill" else "--no-require-think", "--out", str(out_dir), "--quiet",
+           *(["--limit", str(args.tasks)] * bool(args.tasks))]
     out_dir.mkdir(parents=True, exist_ok=True)
     wall, _ = run(cmd, out_dir.parent / "agent.log")
     res = json.loads((out_dir / "results.json").read_text())
@@ -201,9 +217,9 @@ def _f(v: Any, pct: bool = False, nd: int = 3) -> str:
 def markdown(res: dict[str, Any]) -> str:
     s, m = res["settings"], res["machine"]
     lines = [f"SWE learning benchmark: {s['model']}, {s['budget_minutes']:g} training wall-minutes per method on "
-             f"{m['cpu_count']} CPUs, syntax {s['syntax']}, require_think=false; held-out toolz tasks (functions "
-             f"never trained on) as agents: {s['max_steps']} tool calls, greedy, {s['runtime']} sandboxes, graded "
-             f"by their tests ({s['backend']} generation). {m['date']}.", "",
+             f"{m['cpu_count']} CPUs, syntax {s['syntax']}, <think> {s.get('think', 'optional')}; held-out toolz "
+             f"tasks (functions never trained on) as agents: {s['max_steps']} tool calls, greedy, {s['runtime']} "
+             f"sandboxes, graded by their tests ({s['backend']} generation). {m['date']}.", "",
              "| method | opt. steps | train wall s | train CPU s | resolved | Wilson 95% | valid calls | submitted | "
              "steps to submit | step reward greedy | sampled | format viol. |", "|---|---|---|---|---|---|---|---|---|"
              "---|---|---|"]
@@ -225,7 +241,7 @@ def markdown(res: dict[str, Any]) -> str:
                   + "; ".join(f"{syn}: greedy {probe[syn]['greedy']['mean_reward']:+.3f} ("
                               f"{100 * probe[syn]['greedy']['format_violation_rate']:.0f}% broken), sampled "
                               f"{(probe[syn].get('sampled') or {}).get('mean_reward', float('nan')):+.3f}"
-                              for syn in ("qwen", "xml"))]
+                              for syn in PROBES if syn in probe)]
     lines += ["", "| claim (resolved rate) | a | b | verdict |", "|---|---|---|---|"]
     lines += [f"| {c['claim']} | {_f(c['a'], True)} | {_f(c['b'], True)} | {c['verdict']} |"
               for c in res.get("claims", [])]
@@ -252,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--budget-minutes", type=float, required=True, help="training wall-minutes per trained method")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--syntax", default="qwen", choices=("qwen", "xml"))
+    ap.add_argument("--think", default="optional", choices=tuple(THINK),
+                    help="optional: require_think=false; prefill: the reply starts with <think>, strict format")
     ap.add_argument("--tasks-dir", type=Path, default=TASKS)
     ap.add_argument("--tasks", type=int, default=None, help="first N held-out tasks (default: all)")
     ap.add_argument("--max-steps", type=int, default=5, help="tool calls per agent episode")
@@ -279,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.budget_minutes, "syntax": args.syntax, "tasks_dir": str(args.tasks_dir), "tasks": args.tasks,
                 "max_steps": args.max_steps, "batch_size": args.batch_size,
                 "backend": args.backend, "step_examples": args.step_examples,
-                "samples": args.samples, "runtime": args.runtime, "sets": args.sets, "require_think": False}
+                "samples": args.samples, "runtime": args.runtime, "sets": args.sets,
+                "require_think": args.think == "prefill", **({"think": "prefill"} if args.think == "prefill" else {})}
     res: dict[str, Any] = {"machine": machine_info(), "settings": settings, "methods": {}}
     if args.out.is_file() and not args.redo:
         old = json.loads(args.out.read_text())
@@ -287,8 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             res["methods"] = old.get("methods", {})
             if "syntax_probe" in old:
                 res["syntax_probe"] = old["syntax_probe"]
-    if args.probe_syntax and "syntax_probe" not in res:
-        res["syntax_probe"] = syntax_probe(args)
+    if args.probe_syntax and not set(PROBES) <= set(res.get("syntax_probe", {})):
+        res["syntax_probe"] = syntax_probe(args, res.get("syntax_probe"))
         write_results(args.out, res, markdown(res))
     for method in methods:
         if method in res["methods"]:

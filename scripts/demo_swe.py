@@ -63,7 +63,8 @@ def agent_eval(cfg: dict[str, Any], model: str, out: Path, args: argparse.Namesp
          "--max-new-tokens", str(cfg.get("max_completion_length", 96)), "--syntax", str(cfg.get("syntax", "xml")),
          "--window", str(2 if window == "default" else -1 if window is None else window),
          "--max-observation-chars", str(cfg.get("max_observation_chars", 4000)),
-         *([] if cfg.get("require_think", True) else ["--no-require-think"]), "--out", str(out), "--quiet"])
+         *([] if cfg.get("require_think", True) else ["--no-require-think"]),
+         *(["--think-prefill"] if cfg.get("think_prefill") else []), "--out", str(out), "--quiet"])
     return json.loads((out / "results.json").read_text())
 
 

@@ -304,6 +304,18 @@ class ParsedOutput:
     action: ToolCall
 
 
+#: The ``<think>`` prefill: the generation prompt ends with the opening tag, so a model that never opens the block
+#: by itself (SmolLM2) writes its monologue, closes it and acts, in the paper's strict format.
+THINK_PREFILL = "<think>\n"
+
+
+def with_prefill(messages: list[dict[str, str]], prefill: str) -> list[dict[str, str]]:
+    """``messages`` with ``prefill`` as the start of the assistant's reply (a trailing assistant message, which
+    the generators continue instead of opening a new turn; see :func:`srl_swe.models.templates.render_prompt`).
+    No prefill: the messages unchanged."""
+    return [*messages, {"role": "assistant", "content": prefill}] if prefill else list(messages)
+
+
 def parse_output(text: object, syntax: str | ActionSyntax = "xml", require_think: bool = True) -> ParsedOutput:
     """Parse a model output that must be ``<think>…</think>`` followed by exactly one action.
 

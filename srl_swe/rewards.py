@@ -153,8 +153,11 @@ class SRLReward:
     ``srl-swe data build`` has an ``expert_action`` column (canonical rendering) and a ``syntax`` column.
     """
 
-    def __init__(self, syntax: str = "xml", metric: str = "sequence_matcher", require_think: bool = True):
-        self.syntax, self.metric, self.require_think = syntax, metric, require_think
+    def __init__(self, syntax: str = "xml", metric: str = "sequence_matcher", require_think: bool = True,
+                 prefill: str = ""):
+        # prefill: the start of every reply that the prompt already holds (THINK_PREFILL); TRL's completion is
+        # only what the model wrote after it, and the reply scored is the whole one.
+        self.syntax, self.metric, self.require_think, self.prefill = syntax, metric, require_think, prefill
         get_metric(metric)
         self.__name__ = f"srl_{metric}"  # TRL logs rewards under the function's __name__
 
@@ -164,6 +167,6 @@ class SRLReward:
             raise ValueError(f"{len(completions)} completions but {len(expert_action)} expert actions")
         syntaxes = syntax or [self.syntax] * len(completions)
         return [
-            score_output(completion_text(c), e, s, self.metric, self.require_think).reward
+            score_output(self.prefill + completion_text(c), e, s, self.metric, self.require_think).reward
             for c, e, s in zip(completions, expert_action, syntaxes, strict=True)
         ]

@@ -84,5 +84,5 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path: Path, docker_client):
     assert json.loads(out.read_text())["methods"] == res["methods"]
     probe = res["syntax_probe"]  # measured on the train split's steps, never on held-out ones
     assert probe["data"].endswith("experts/train/trajectories.jsonl")
-    assert all(-1 <= probe[s]["greedy"]["mean_reward"] <= 1 for s in ("qwen", "xml"))
+    assert all(-1 <= probe[s]["greedy"]["mean_reward"] <= 1 for s in ("qwen", "xml", "qwen+prefill", "xml+prefill"))
     assert "Syntax probe" in md and "generate n=" not in again.stderr  # the rerun generates nothing

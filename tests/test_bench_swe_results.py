@@ -35,3 +35,31 @@ def test_agent_batch_results_are_consistent(name: str, backend: str):
     assert bat["generate_calls"] <= res["limits"]["max_steps"] < seq["generate_calls"] == res["steps"]
     if backend == "vllm":  # the README's claim: the target is met with vLLM
         assert res["ratio"] >= res["target_ratio"] == 2.5
+
+
+def test_learning_swe_results_are_consistent():
+    """The committed SWE learning comparison: every method measured on the same held-out tasks and steps, the
+    intervals and verdicts recomputable from the counts, every trained method stopped by the same budget."""
+    import sys
+
+    sys.path.insert(0, str(RESULTS.parent))
+    from _common import wilson
+    from bench_learning_swe import METHODS, claims
+
+    res = json.loads((RESULTS / "learning_swe.json").read_text())
+    methods, budget = res["methods"], res["settings"]["budget_minutes"] * 60
+    assert list(methods) == list(METHODS)
+    tasks = {m["agent"]["tasks"] for m in methods.values()}
+    examples = {m["steps"]["examples"] for m in methods.values()}
+    assert tasks == {34} and len(examples) == 1  # all 34 held-out tasks, the same step examples for all
+    for name, m in methods.items():
+        a = m["agent"]
+        assert a["wilson95"] == pytest.approx(list(wilson(a["resolved"], a["tasks"])))
+        assert len(a["resolved_ids"]) == a["resolved"]
+        if name != "untrained":  # training stops after the step that crosses the budget: at least the budget
+            t = m["train"]
+            assert t["budget_s"] == budget and sum(s["wall_s"] for s in t["stages"]) == pytest.approx(t["train_wall_s"])
+            assert t["optimizer_steps"] >= 1 and t["train_wall_s"] >= budget
+    assert res["claims"] == claims(methods)
+    probe = res["syntax_probe"]
+    assert probe["data"].endswith("experts/train/trajectories.jsonl")  # chosen on train steps, not held-out ones

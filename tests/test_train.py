@@ -290,3 +290,23 @@ def test_a_time_budget_ends_training_after_the_step_that_crosses_it(tiny: Path, 
 
     with pytest.raises(ConfigError, match="max_train_seconds"):
         load_config(TINY_CFG, ["max_train_seconds=0"])
+
+
+def test_progress_bar_under_a_time_budget_shows_the_time_left():
+    """With max_train_seconds the run ends by the clock: no ETA to max_steps=100000, the budget's time left."""
+    from types import SimpleNamespace
+
+    from srl_swe.train.progress import RewardProgress
+
+    state = SimpleNamespace(is_world_process_zero=True, max_steps=100000, global_step=0)
+    for budget, total in ((600.0, None), (None, 100000)):
+        cb = RewardProgress(budget)
+        cb.on_train_begin(None, state, None)
+        assert cb.bar.total == total
+        state.global_step = 1
+        cb.on_step_end(None, state, None)
+        cb.on_log(None, state, None, logs={"reward": 0.5})
+        assert "reward=+0.500" in cb.bar.postfix
+        assert ("budget_left=10.0/10 min" in cb.bar.postfix) == (budget is not None)
+        cb.on_train_end(None, state, None)
+        state.global_step = 0

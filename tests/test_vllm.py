@@ -37,3 +37,7 @@ def test_vllm_generator_on_cpu(vllm_available: None):
     assert res["greedy"] == res["greedy_again"], "greedy decoding must repeat"
     assert all(isinstance(t, str) and t.strip() for group in res["sampled"] for t in group)
     assert len({t for group in res["sampled"] for t in group}) > 1, "sampling at T=1 gave identical outputs"
+    # A prefilled prompt is continued and returned whole; the plain one beside it is generated as before.
+    (prefilled,), (plain,) = res["mixed"]
+    assert prefilled.startswith("<think>\n") and len(prefilled) > len("<think>\n") and prefilled != res["greedy"][0][0]
+    assert plain == res["greedy"][1][0]

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from srl_swe.actions import get_syntax, parse_output
+from srl_swe.actions import get_syntax, parse_output, with_prefill
 from srl_swe.errors import ActionParseError
 from srl_swe.runtime.base import REPO_DIR, Runtime, SandboxError
 from srl_swe.schema import ToolCall
@@ -104,6 +104,7 @@ class Episode:
     max_observation_chars: int = 4000
     include_thoughts: bool = False
     require_think: bool = True
+    prefill: str = ""  # the start of every reply (THINK_PREFILL); the output stepped is the whole reply
     model_name: str = "srl-swe"
     steps: list[ExecStep] = field(default_factory=list)
     exit_status: str | None = None
@@ -136,7 +137,7 @@ class Episode:
         out = [{"role": "system", "content": self.system}, {"role": "user", "content": task}]
         for action, obs in self._turns[first:]:
             out.extend({"role": r, "content": c} for r, c in SWE.turn(action, obs, self.max_observation_chars))
-        return out
+        return with_prefill(out, self.prefill)
 
     def prompt_text(self) -> str:
         return render_chatml([(m["role"], m["content"]) for m in self.prompt()])

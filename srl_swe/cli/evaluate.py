@@ -11,6 +11,7 @@ from srl_swe.cli.common import registry_option
 
 
 def cmd_eval_steps(args: argparse.Namespace) -> int:
+    from srl_swe.actions import THINK_PREFILL
     from srl_swe.eval.steps import evaluate_steps, rows_from_path
     from srl_swe.models import make_generator
 
@@ -19,7 +20,8 @@ def cmd_eval_steps(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     result = evaluate_steps(generator, rows, n=args.n, temperature=args.temperature,
                             max_new_tokens=args.max_new_tokens, seed=args.seed, out_dir=out,
-                            require_think=not args.think_optional)
+                            require_think=not args.think_optional,
+                            prefill=THINK_PREFILL if args.think_prefill else "")
     print(json.dumps(result, indent=2))
     return 0
 
@@ -123,6 +125,9 @@ def _add_swebench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-require-think", dest="require_think", action="store_false",
                         help="agent mode: accept an output without a <think> block (configs with require_think: "
                         "false, such as the small-model CPU ones)")
+    parser.add_argument("--think-prefill", action="store_true",
+                        help="agent mode: every reply starts with '<think>\\n' written by srl-swe (configs with "
+                        "think_prefill: true); the model continues it")
     parser.add_argument("--timeout", type=int, default=1800, help="harness: test run timeout per instance")
     parser.add_argument("--quiet", action="store_true")
 
@@ -146,6 +151,8 @@ def add_commands(sub: Any) -> None:
     st.add_argument("--out", default=None, help="folder for step_eval.json and step_samples.jsonl")
     st.add_argument("--think-optional", action="store_true",
                     help="score outputs without a <think> block as all action (not the paper's format)")
+    st.add_argument("--think-prefill", action="store_true",
+                    help="the reply starts with '<think>\\n' (written by srl-swe; the model continues it)")
     st.set_defaults(func=cmd_eval_steps)
     mt = ev.add_parser("math", help="math benchmarks: greedy accuracy and avg@k (math-verify)")
     _add_math_arguments(mt)

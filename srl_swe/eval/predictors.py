@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from srl_swe.actions import THINK_PREFILL
 from srl_swe.errors import SRLError
 from srl_swe.swebench.instance import SWEInstance
 
@@ -125,7 +126,8 @@ def make_predictor(opts: Any) -> Predictor | BatchAgentPredictor:
         raise SRLError("no --model to predict with")
     limits = {"max_steps": opts.max_steps, "max_seconds": opts.max_seconds,
               "window": None if opts.window is None or opts.window < 0 else opts.window,
-              "max_observation_chars": opts.max_observation_chars, "require_think": opts.require_think}
+              "max_observation_chars": opts.max_observation_chars, "require_think": opts.require_think,
+              "prefill": THINK_PREFILL if opts.think_prefill else ""}
     if opts.model == "gold":
         return lambda inst, out: {"model_patch": inst.patch}
     if opts.model.startswith("replay:"):

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from srl_swe.actions import with_prefill
 from srl_swe.dataset import step_rows
 from srl_swe.models.generation import Generator
 from srl_swe.rewards import score_output
@@ -30,11 +31,12 @@ def _summary(scores: list[Any]) -> dict[str, Any]:
 
 def evaluate_steps(generator: Generator, rows: list[dict[str, Any]], *, n: int = 4, temperature: float = 1.0,
                    max_new_tokens: int = 256, seed: int = 0, out_dir: Path | None = None,
-                   require_think: bool = True) -> dict[str, Any]:
-    """``rows``: dicts with ``prompt`` (messages), ``expert_action``, ``syntax`` (as ``srl-swe data build`` writes)."""
+                   require_think: bool = True, prefill: str = "") -> dict[str, Any]:
+    """``rows``: dicts with ``prompt`` (messages), ``expert_action``, ``syntax`` (as ``srl-swe data build`` writes).
+    ``prefill`` starts every reply (``THINK_PREFILL``); what is scored is the whole reply, prefill included."""
     if not rows:
         raise ValueError("no held-out step examples to evaluate")
-    prompts = [list(r["prompt"]) for r in rows]
+    prompts = [with_prefill(list(r["prompt"]), prefill) for r in rows]
     greedy = generator.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed)
     sampled = (generator.generate(prompts, n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
                if n > 0 else [[] for _ in rows])
@@ -47,6 +49,7 @@ def evaluate_steps(generator: Generator, rows: list[dict[str, Any]], *, n: int =
         records.append({"example_id": row.get("example_id"), "greedy": g[0], "greedy_reward": gs.reward,
                         "greedy_reason": gs.reason, "sampled_rewards": [x.reward for x in ss]})
     result = {"examples": len(rows), "max_new_tokens": max_new_tokens, "seed": seed, "require_think": require_think,
+              "prefill": prefill,
               "greedy": _summary(g_scores),
               "sampled": {**_summary(s_scores), "n": n, "temperature": temperature} if n > 0 else None}
     if out_dir is not None:

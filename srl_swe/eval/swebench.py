@@ -52,8 +52,9 @@ class SWEBenchOptions:
     :func:`~srl_swe.swebench.grading.default_grader` of ``runtime``; ``out`` to ``runs/eval/swebench/MODEL``;
     ``run_id`` (the harness's) to the name of ``out``; ``limit`` keeps the first instances. ``max_steps``,
     ``max_seconds``, ``syntax``, ``window`` (``None`` or -1: the whole history), ``max_observation_chars`` and
-    ``require_think`` are the agent mode's limits and prompt/format settings (those of the training config, for
-    a trained model); ``timeout`` is the harness's test-run timeout per instance."""
+    ``require_think`` / ``think_prefill`` (every reply starts with ``<think>\n``) are the agent mode's limits
+    and prompt/format settings (those of the training config, for a trained model); ``timeout`` is the harness's
+    test-run timeout per instance."""
 
     dataset: str | Path
     model: str | None = None
@@ -78,6 +79,7 @@ class SWEBenchOptions:
     window: int | None = 2
     max_observation_chars: int = 4000
     require_think: bool = True
+    think_prefill: bool = False
     timeout: int = 1800
     quiet: bool = False
 

@@ -18,13 +18,16 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from srl_swe.models.loading import load_model_and_tokenizer
+from srl_swe.models.templates import prefill_of, render_prompt
 
 Messages = list[dict[str, str]]
 
 
 @runtime_checkable
 class Generator(Protocol):
-    """Chat messages in, ``n`` completions per prompt out (same order as ``prompts``)."""
+    """Chat messages in, ``n`` completions per prompt out (same order as ``prompts``). A prompt whose last message
+    is the assistant's is a prefill: the model continues that message, and the completion returned is the whole
+    reply, prefill included (:func:`srl_swe.actions.with_prefill`)."""
 
     def generate(
         self, prompts: list[Messages], *, n: int, temperature: float, max_new_tokens: int, seed: int
@@ -95,7 +98,7 @@ class TransformersGenerator:
         tok = self.tokenizer
         if tok.pad_token_id is None:  # many base tokenizers have none; eos is masked out by attention anyway
             tok.pad_token = tok.eos_token
-        texts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in prompts]
+        texts = [render_prompt(tok, m) for m in prompts]
         lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
         # One row per (prompt, sample): a batch is `batch_size` sequences however n and the prompts split.
         # Rows are sorted by prompt length so a batch pads little; the sort is stable, hence deterministic.
@@ -114,7 +117,7 @@ class TransformersGenerator:
                 seqs = self.model.generate(**enc, generation_config=config)
             new = seqs[:, enc["input_ids"].shape[1] :]  # left padding: every prompt ends at the same column
             for (i, j), text in zip(chunk, tok.batch_decode(new, skip_special_tokens=True), strict=True):
-                out[i][j] = text
+                out[i][j] = prefill_of(prompts[i]) + text  # a prefilled reply is returned whole
             bar.update(len(chunk))
         bar.close()
         return out

@@ -14,6 +14,7 @@ from typing import Any
 
 from srl_swe.models.generation import Messages, check_decoding
 from srl_swe.models.loading import resolve_model
+from srl_swe.models.templates import prefill_of
 
 # vLLM's CPU backend takes nearly all free memory for its KV cache unless told otherwise; evaluation prompts
 # are short, so a few GiB serve hundreds of concurrent sequences.
@@ -50,8 +51,20 @@ class VLLMGenerator:
         check_decoding(n, temperature)
         params = SamplingParams(n=n, temperature=temperature, top_p=1.0, top_k=-1, repetition_penalty=1.0,
                                 max_tokens=max_new_tokens, seed=seed)
-        outputs = self.llm.chat([list(p) for p in prompts], params, add_generation_prompt=True, use_tqdm=True)
-        return [[c.text for c in out.outputs] for out in outputs]
+        # vLLM takes one open/continue choice per call: the prefilled prompts (a trailing assistant message, left
+        # open) and the others go in one call each, and the prefill is put back in front of what was generated.
+        convs = [list(p) for p in prompts]
+        prefilled = [bool(c) and c[-1].get("role") == "assistant" for c in convs]
+        out: list[list[str]] = [[] for _ in convs]
+        for cont in (False, True):
+            idx = [i for i, e in enumerate(prefilled) if e == cont]
+            if not idx:
+                continue
+            got = self.llm.chat([convs[i] for i in idx], params, add_generation_prompt=not cont,
+                                continue_final_message=cont, use_tqdm=True)
+            for i, res in zip(idx, got, strict=True):
+                out[i] = [prefill_of(convs[i]) + c.text for c in res.outputs]
+        return out
 
 
 def _cpu_only() -> bool:

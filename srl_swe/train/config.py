@@ -78,6 +78,7 @@ class SRLKeys:
     max_observation_chars: int = 4000
     include_thoughts: bool = False
     require_think: bool = True  # False: an output with no <think> block is scored as all action (small models)
+    think_prefill: bool = False  # srl: every prompt ends with "<think>\n", so the model writes thought then action
     keep: str = "resolved"
     max_prompt_length: int | None = None  # GRPO: longer prompts are skipped (TRL 1.x has no such argument)
     # -- run (TRL's keys spelled srl-swe's way) -------------------------------------------------------------

@@ -132,5 +132,11 @@ def combination_rules(c: TrainConfig) -> list[_Rule]:
          "periodic evaluation needs held-out examples", "eval_data=PATH or eval_fraction > 0, or eval_steps=null"),
         (("save_steps", "eval_steps"), c.eval_steps is None or c.save_steps % c.eval_steps == 0,
          "the best checkpoint must be a saved one, so save_steps must be a multiple of eval_steps", None),
+        (("mode", "think_prefill"), not c.think_prefill or c.mode == "srl",
+         "the <think> prefill opens the step examples' replies in SRL's GRPO (SFT learns the whole reply; RLVR's "
+         "rollouts are the model's own tool-calling turns)", "think_prefill=false, or mode=srl"),
+        (("think_prefill", "require_think"), not (c.think_prefill and not c.require_think),
+         "with the prefill every reply has a <think> block, so it is scored in the paper's strict format",
+         "require_think=true (the default)"),
         *exec_config_rules(c),
     ]

@@ -8,6 +8,7 @@ still goes to ``metrics.jsonl`` (:class:`srl_swe.train.run.RunLog`) and to ``rep
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from transformers import TrainerCallback
@@ -26,18 +27,22 @@ def _first(logs: dict[str, Any], keys: tuple[str, ...]) -> float | None:
 
 
 class RewardProgress(TrainerCallback):
-    """A tqdm bar over the optimizer steps (resumed runs start where they left off)."""
+    """A tqdm bar over the optimizer steps (resumed runs start where they left off). With a time budget
+    (``max_train_seconds``) the run ends by the clock, not at ``max_steps``: the bar then counts steps without a
+    total and shows the budget's time left instead of an ETA to ``max_steps``."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget_s: float | None = None) -> None:
         self.bar: Any = None
         self.rewards: list[float] = []
+        self.budget_s, self.started = budget_s, 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
         from tqdm.auto import tqdm
 
         if state.is_world_process_zero and self.bar is None:
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", unit="step",
-                            dynamic_ncols=True)
+            self.bar = tqdm(total=None if self.budget_s else state.max_steps, initial=state.global_step,
+                            desc="train", unit="step", dynamic_ncols=True)
+            self.started = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bar is not None:
@@ -57,6 +62,9 @@ class RewardProgress(TrainerCallback):
             post["bad_format"] = f"{fmt:.0%}"
         if reward is None and isinstance(logs.get("loss"), int | float):
             post["loss"] = f"{logs['loss']:.4f}"
+        if self.budget_s:
+            left = max(0.0, self.budget_s - (time.monotonic() - self.started))
+            post["budget_left"] = f"{left / 60:.1f}/{self.budget_s / 60:g} min"
         evals = {k: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, int | float)}
         if evals:  # an evaluation is rare and worth a line of its own
             self.bar.write(f"step {state.global_step} eval: " + ", ".join(f"{k}={v:.4g}" for k, v in evals.items()))
@@ -69,9 +77,9 @@ class RewardProgress(TrainerCallback):
             self.bar = None
 
 
-def use_reward_progress(trainer: Any) -> None:
+def use_reward_progress(trainer: Any, budget_s: float | None = None) -> None:
     """Swap the Trainer's default progress bar for :class:`RewardProgress` (unless tqdm is disabled)."""
     if trainer.args.disable_tqdm:
         return
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(RewardProgress())
+    trainer.add_callback(RewardProgress(budget_s))

@@ -29,6 +29,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from srl_swe.actions import THINK_PREFILL, with_prefill
 from srl_swe.models.generation import TransformersGenerator
 from srl_swe.models.loading import load_model_and_tokenizer
 from srl_swe.models.templates import tool_calling_tokenizer
@@ -46,6 +47,7 @@ from srl_swe.train.checkpoints import (
 )
 from srl_swe.train.config import TrainConfig
 from srl_swe.train.progress import use_reward_progress
+from srl_swe.train.prompts import fit_prompts, fitting, prefilled, prompt_tokens
 
 
 class RunLog(TrainerCallback):
@@ -91,12 +93,12 @@ class FormatRate:
 
     __name__ = "format_violation"
 
-    def __init__(self, require_think: bool = True):
-        self.require_think = require_think
+    def __init__(self, require_think: bool = True, prefill: str = ""):
+        self.require_think, self.prefill = require_think, prefill
 
     def __call__(self, prompts=None, completions=(), expert_action=(), syntax=None, **_):
         syntaxes = syntax or ["xml"] * len(completions)
-        return [float(format_violation(completion_text(c), s, self.require_think))
+        return [float(format_violation(self.prefill + completion_text(c), s, self.require_think))
                 for c, s in zip(completions, syntaxes, strict=True)]
 
 
@@ -133,6 +135,9 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
 
     train_ds, eval_ds = build_datasets(cfg, mode)
     model, tokenizer = load_model_and_tokenizer(model_spec, dtype=cfg.dtype, lora=_lora(cfg))
+    prefill = THINK_PREFILL if cfg.think_prefill and mode == "srl" else ""
+    if prefill:
+        train_ds, eval_ds = (prefilled(ds, tokenizer, prefill) for ds in (train_ds, eval_ds))
     if fits_prompts(cfg, mode):
         train_ds, eval_ds = fit_prompts(train_ds, eval_ds, tokenizer, cfg.max_prompt_length, run_dir,
                                         eval_max_examples=cfg.eval_max_examples)
@@ -153,7 +158,8 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
                           processing_class=tokenizer, callbacks=callbacks)
     if mode == "srl":
         # The format-violation column carries weight 0: logged, never part of the advantage.
-        reward_funcs = [SRLReward(require_think=cfg.require_think), FormatRate(cfg.require_think)]
+        reward_funcs = [SRLReward(require_think=cfg.require_think, prefill=prefill),
+                        FormatRate(cfg.require_think, prefill)]
         weights = [1.0, 0.0]
     elif cfg.reward == "swe":
         # The environment owns the reward: TRL adds SWEToolEnv.get_reward as a reward column of weight 1
@@ -170,54 +176,6 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
         dynamic_sampling_eps=cfg.dynamic_sampling_eps if cfg.dynamic_sampling else None,
         dynamic_sampling_max_tries=cfg.dynamic_sampling_max_tries, dynamic_sampling_seed=cfg.seed,
     )
-
-
-def prompt_tokens(tokenizer, prompts: list) -> list[int]:
-    """Token counts of chat prompts with the generation prompt. Rendered, then tokenized in one fast-tokenizer
-    call: the same ids as apply_chat_template(tokenize=True) row by row (no special tokens added), 2-3x faster."""
-    texts = tokenizer.apply_chat_template(prompts, add_generation_prompt=True, tokenize=False)
-    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-
-
-def fitting(counts: list[int], max_len: int, limit: int | None = None) -> list[int]:
-    """Indices of the prompts of at most ``max_len`` tokens, in order, the first ``limit`` of them."""
-    return [i for i, n in enumerate(counts) if n <= max_len][: limit or None]
-
-
-def fit_prompts(train_ds, eval_ds, tokenizer, max_len: int, run_dir: Path, eval_max_examples: int | None = None):
-    """Drop the GRPO examples whose chat prompt is longer than ``max_len`` tokens (TRL 1.x has no
-    max_prompt_length; cutting a chat prompt from the left would drop its system prompt and task, so an
-    over-long example is skipped instead), then keep the first ``eval_max_examples`` held-out ones. Counts go
-    to ``run_dir/prompt_lengths.json``. No training prompt that fits is an error; no held-out one, no eval."""
-    from srl_swe.errors import SRLError
-
-    def lengths(rows: dict[str, list]) -> dict[str, list[int]]:
-        return {"_prompt_tokens": prompt_tokens(tokenizer, rows["prompt"])}
-
-    report: dict[str, Any] = {"max_prompt_length": max_len}
-    out = []
-    for name, ds in (("train", train_ds), ("eval", eval_ds)):
-        if ds is None:
-            out.append(None)
-            continue
-        counts = ds.map(lengths, batched=True, batch_size=256, desc=f"prompt lengths ({name})")["_prompt_tokens"]
-        keep = fitting(counts, max_len)
-        report[name] = {"examples": len(counts), "kept": len(keep), "dropped": len(counts) - len(keep),
-                        "longest_tokens": max(counts, default=0)}
-        if name == "eval":
-            keep = fitting(counts, max_len, eval_max_examples)
-            report[name]["used"] = len(keep)
-            out.append(ds.select(keep) if keep else None)
-            continue
-        if counts and not keep:
-            raise SRLError(f"every {name} prompt is longer than max_prompt_length={max_len} tokens (the longest is "
-                           f"{max(counts)}); raise max_prompt_length, or shorten prompts with window / "
-                           f"max_observation_chars")
-        out.append(ds.select(keep) if len(keep) < len(counts) else ds)
-    if is_main_process():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "prompt_lengths.json").write_text(json.dumps(report, indent=2))
-    return out[0], out[1]
 
 
 def _save_final(trainer, run_dir: Path) -> Path:
@@ -252,7 +210,7 @@ def train_stage(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path, res
     if resume_from is not None and is_final_step(cfg, resume_from):
         return final_from_checkpoint(resume_from, run_dir)  # killed after the last save, before final/
     trainer = build_trainer(cfg, mode, model_spec, run_dir)
-    use_reward_progress(trainer)  # a bar with the running reward, not a metrics dict per step
+    use_reward_progress(trainer, cfg.max_train_seconds)  # a bar with the running reward, not a metrics dict per step
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     return _save_final(trainer, run_dir)
 
@@ -263,15 +221,16 @@ def step_eval(cfg: TrainConfig, model_spec: str, out_dir: Path) -> dict[str, Any
     from srl_swe.train.data import held_out_steps
 
     rows = held_out_steps(cfg)
+    prefill = THINK_PREFILL if cfg.think_prefill else ""
     gen = TransformersGenerator.from_spec(model_spec, batch_size=16, dtype=cfg.dtype)
     if cfg.max_prompt_length and rows:  # the held-out examples that fit, as in training (fit_prompts)
-        counts = prompt_tokens(gen.tokenizer, [r["prompt"] for r in rows])
+        counts = prompt_tokens(gen.tokenizer, [with_prefill(list(r["prompt"]), prefill) for r in rows])
         rows = [rows[i] for i in fitting(counts, cfg.max_prompt_length, cfg.eval_max_examples)]
     else:
         rows = rows[: cfg.eval_max_examples or None]
     return evaluate_steps(gen, rows, n=cfg.step_eval_samples, temperature=cfg.temperature,
                           max_new_tokens=cfg.max_completion_length, seed=cfg.seed, out_dir=out_dir,
-                          require_think=cfg.require_think)
+                          require_think=cfg.require_think, prefill=prefill)
 
 
 #: What TRL warns at import whenever the installed vLLM is outside the range it was tested with, whether or not

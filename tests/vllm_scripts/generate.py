@@ -16,4 +16,8 @@ if __name__ == "__main__":
     greedy = gen.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
     greedy_again = gen.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
     sampled = gen.generate(prompts, n=3, temperature=1.0, max_new_tokens=max_new_tokens, seed=1)
-    print("RESULT " + json.dumps({"greedy": greedy, "greedy_again": greedy_again, "sampled": sampled}))
+    # One prefilled prompt (the reply starts with "<think>\n") beside a plain one, in one call.
+    mixed = gen.generate([[*prompts[0], {"role": "assistant", "content": "<think>\n"}], prompts[1]], n=1,
+                         temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
+    print("RESULT " + json.dumps({"greedy": greedy, "greedy_again": greedy_again, "sampled": sampled,
+                                  "mixed": mixed}))
