@@ -302,12 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     res: dict[str, Any] = {"machine": machine_info(), "settings": settings, "methods": {}}
     if args.out.is_file() and not args.redo:
         old = json.loads(args.out.read_text())
-        if old.get("settings") == settings:
-            res["methods"] = old.get("methods", {})
+        if old.get("settings") == settings:  # the same run, continued: its machine record and date stay
+            res["methods"], res["machine"] = old.get("methods", {}), old.get("machine", res["machine"])
             if "syntax_probe" in old:
                 res["syntax_probe"] = old["syntax_probe"]
     if args.probe_syntax and not set(PROBES) <= set(res.get("syntax_probe", {})):
         res["syntax_probe"] = syntax_probe(args, res.get("syntax_probe"))
+        res["syntax_probe"]["date"] = machine_info()["date"]
         write_results(args.out, res, markdown(res))
     for method in methods:
         if method in res["methods"]:

@@ -29,7 +29,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = ("core", "train", "learning", "swebench", "tasks", "grpo_step", "agent_batch")
+BENCHMARKS = ("core", "train", "learning", "swebench", "tasks", "grpo_step", "agent_batch", "learning_swe")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
