@@ -34,7 +34,6 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -124,22 +123,17 @@ def curve(run_dir: Path) -> dict[str, Any]:
 
 
 def step_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str, Any]:
-    """Held-out step reward of ``model`` under the SRL config's prompt settings (the same for every method)."""
+    """Held-out step reward of ``model`` under the SRL config's prompt settings (the same for every method), with
+    standard errors: bench_learning's measure."""
+    from bench_learning import evaluate
+
     from srl_swe.train.config import load_config
-    from srl_swe.train.run import step_eval as measure
 
     cfg = load_config(SRL_CFG, [f"syntax={args.syntax}", *THINK[args.think],
                                 f"eval_max_examples={args.step_examples}", f"step_eval_samples={args.samples}",
                                 *([f"model={args.model}"] if args.model else [])])
-    w0 = time.perf_counter()
-    res = measure(cfg, model, out_dir)
-    recs = [json.loads(line) for line in (out_dir / "step_samples.jsonl").read_text().splitlines()]
-    greedy = [r["greedy_reward"] for r in recs]
-    sampled = [statistics.fmean(r["sampled_rewards"]) for r in recs if r["sampled_rewards"]]
-    se = lambda v: statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else None  # noqa: E731
-    return {"examples": len(recs), "greedy": res["greedy"], "sampled": res.get("sampled"), "greedy_se": se(greedy),
-            "sampled_se": se(sampled), "temperature": cfg.temperature, "max_new_tokens": cfg.max_completion_length,
-            "wall_s": time.perf_counter() - w0}
+    res = evaluate(cfg, model, out_dir)
+    return {**{k: v for k, v in res.items() if k != "per_example"}, "temperature": cfg.temperature}
 
 
 def syntax_probe(args: argparse.Namespace, done: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -139,11 +139,13 @@ def format_violation(output: object, syntax: str | ActionSyntax = "xml", require
     return False
 
 
-def completion_text(completion: Any) -> Any:
-    """TRL passes a completion as text, or (conversational) as a list of messages: take the text."""
+def completion_text(completion: Any, prefill: str = "") -> Any:
+    """TRL passes a completion as text, or (conversational) as a list of messages: take the text. ``prefill``:
+    the start of the reply that the prompt already held (THINK_PREFILL), put back so the whole reply is scored;
+    a completion that is not text is returned as it is (scored as a broken format, never an error)."""
     if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        return completion[-1].get("content", "")
-    return completion
+        completion = completion[-1].get("content", "")
+    return prefill + completion if prefill and isinstance(completion, str) else completion
 
 
 class SRLReward:
@@ -167,6 +169,6 @@ class SRLReward:
             raise ValueError(f"{len(completions)} completions but {len(expert_action)} expert actions")
         syntaxes = syntax or [self.syntax] * len(completions)
         return [
-            score_output(self.prefill + completion_text(c), e, s, self.metric, self.require_think).reward
+            score_output(completion_text(c, self.prefill), e, s, self.metric, self.require_think).reward
             for c, e, s in zip(completions, expert_action, syntaxes, strict=True)
         ]

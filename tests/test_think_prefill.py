@@ -72,6 +72,9 @@ def test_reward_scores_the_reply_with_its_prefill():
                                             syntax=["qwen"]) == [1.0]
     # Without the prefill the same completion has no opening tag: a broken format under the strict rule.
     assert SRLReward()(completions=[completion], expert_action=[ACTION], syntax=["qwen"]) == [-1.0]
+    # Hostile completions stay a broken format, prefill or not: never an error.
+    assert SRLReward(prefill=THINK_PREFILL)(completions=[None, [{"role": "assistant", "content": completion}]],
+                                            expert_action=[ACTION, ACTION], syntax=["qwen", "qwen"]) == [-1.0, 1.0]
 
 
 def test_step_eval_scores_prefilled_replies(gen):

@@ -18,23 +18,25 @@ CHATML_TEMPLATE = (
 )
 
 
-def render_prompt(tokenizer: Any, messages: list[dict[str, str]], tools: list | None = None) -> str:
-    """The text a model generates from: the chat with a new assistant turn opened or, when the last message is
-    the assistant's (a prefill, :func:`srl_swe.actions.with_prefill`), with that message left open so the model
-    continues it. Every generator and prompt-length count renders through here, so they agree."""
-    kwargs: dict[str, Any] = {"tools": tools} if tools else {}
-    if messages and messages[-1].get("role") == "assistant":
-        return tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False, **kwargs)
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **kwargs)
+def is_prefilled(messages: Any) -> bool:
+    """Whether a chat prompt ends with the assistant's message (a prefill, :func:`srl_swe.actions.with_prefill`),
+    which the generators continue instead of opening a new turn."""
+    return bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant"
+
+
+def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The text a model generates from: the chat with a new assistant turn opened or, for a prefilled prompt,
+    with its last message left open so the model continues it. The transformers generator and the prompt-length
+    counts render through here, so they agree."""
+    if is_prefilled(messages):
+        return tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 def prefill_of(messages: Any) -> str:
-    """The assistant prefill a prompt ends with ("" for none): what a generator puts back in front of the text it
+    """The prefill a prompt ends with ("" for none): what a generator puts back in front of the text it
     generated, so its completions are the whole reply."""
-    if isinstance(messages, list) and messages and isinstance(messages[-1], dict) \
-            and messages[-1].get("role") == "assistant":
-        return str(messages[-1].get("content") or "")
-    return ""
+    return str(messages[-1].get("content") or "") if is_prefilled(messages) else ""
 
 
 def tool_calling_tokenizer(tokenizer: Any) -> Any:

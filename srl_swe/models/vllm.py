@@ -14,7 +14,7 @@ from typing import Any
 
 from srl_swe.models.generation import Messages, check_decoding
 from srl_swe.models.loading import resolve_model
-from srl_swe.models.templates import prefill_of
+from srl_swe.models.templates import is_prefilled, prefill_of
 
 # vLLM's CPU backend takes nearly all free memory for its KV cache unless told otherwise; evaluation prompts
 # are short, so a few GiB serve hundreds of concurrent sequences.
@@ -54,7 +54,7 @@ class VLLMGenerator:
         # vLLM takes one open/continue choice per call: the prefilled prompts (a trailing assistant message, left
         # open) and the others go in one call each, and the prefill is put back in front of what was generated.
         convs = [list(p) for p in prompts]
-        prefilled = [bool(c) and c[-1].get("role") == "assistant" for c in convs]
+        prefilled = [is_prefilled(c) for c in convs]
         out: list[list[str]] = [[] for _ in convs]
         for cont in (False, True):
             idx = [i for i, e in enumerate(prefilled) if e == cont]

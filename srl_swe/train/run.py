@@ -98,7 +98,7 @@ class FormatRate:
 
     def __call__(self, prompts=None, completions=(), expert_action=(), syntax=None, **_):
         syntaxes = syntax or ["xml"] * len(completions)
-        return [float(format_violation(self.prefill + completion_text(c), s, self.require_think))
+        return [float(format_violation(completion_text(c, self.prefill), s, self.require_think))
                 for c, s in zip(completions, syntaxes, strict=True)]
 
 
