@@ -136,12 +136,12 @@ def _se(values: list[float]) -> float | None:
     return statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else None
 
 
-def evaluate(eval_cfg: TrainConfig, spec: str, out_dir: Path) -> dict[str, Any]:
+def evaluate(eval_cfg: TrainConfig, spec: str, out_dir: Path, backend: str = "transformers") -> dict[str, Any]:
     """``step_eval`` plus per-example rewards (for standard errors and paired differences)."""
     from srl_swe.train.run import step_eval
 
     w0, c0 = _clock()
-    res = step_eval(eval_cfg, spec, out_dir)
+    res = step_eval(eval_cfg, spec, out_dir, backend)
     w1, c1 = _clock()
     recs = [json.loads(line) for line in (out_dir / "step_samples.jsonl").read_text().splitlines()]
     greedy = [r["greedy_reward"] for r in recs]

@@ -2,7 +2,7 @@
 fixed CPU budget, each model run as an agent on the held-out generated tasks and graded by their tests.
 
     python benchmarks/bench_learning_swe.py --budget-minutes 6 [--methods untrained,sft,srl,rlvr,srl_rlvr]
-        [--syntax qwen] [--probe-syntax] [--tasks N] [--max-steps 5] [--step-examples 16] [--samples 2]
+        [--syntax qwen] [--probe-syntax] [--tokens 64] [--tasks N] [--max-steps 5] [--step-examples 16] [--samples 2]
         [--runtime docker] [--backend vllm]
         [--run-dir runs/bench-learning-swe] [--out benchmarks/results/learning_swe.json] [--set srl.KEY=VALUE]
 
@@ -18,6 +18,8 @@ fixed CPU budget, each model run as an agent on the held-out generated tasks and
   SmolLM2 writes no ``<think>`` by itself) or ``--think prefill`` (every reply starts with ``<think>\n`` and is
   scored in the paper's strict format; SFT learns whole replies, RLVR's rollouts are TRL's tool-calling turns).
   ``--probe-syntax`` first measures the start model in each syntax and <think> treatment on train-split steps.
+* ``--tokens``: one completion budget for every reply: SRL's rollouts, SFT's targets (``max_completion_length``),
+  the step eval and each agent turn; RLVR keeps its config's budget for the whole multi-turn rollout.
 * Measured per method: held-out step reward (greedy and sampled, with standard errors) and format-violation
   rate; agent mode on the held-out tasks (``srl-swe eval swebench --mode agent``, greedy, all episodes in
   lockstep, Docker sandboxes): resolved rate with a Wilson 95 % interval, valid-tool-call rate, submitted
@@ -98,13 +100,16 @@ def train(method: str, args: argparse.Namespace, mdir: Path) -> dict[str, Any]:
         if "mode=sft" in overrides and args.think == "prefill":  # SFT learns the whole reply, <think> block included
             think = ["require_think=true"]
         sets = [f"output_dir={sdir}", f"max_train_seconds={seconds:g}", f"syntax={args.syntax}", *think, *LONG,
+                *([f"max_completion_length={args.tokens}"] if args.tokens else []),
                 *overrides, *([f"init_checkpoint={start}"] if start else []), *args.sets.get(method, [])]
         if args.model:
             sets.append(f"model={args.model}")
         if args.max_train_steps:
             sets.append(f"max_steps={args.max_train_steps}")
-        if cfg == RLVR_CFG:  # RLVR's rollouts are native tool calls: no syntax or <think> keys of its own
-            sets = [s for s in sets if not s.startswith(("syntax=", "require_think=", "think_prefill="))]
+        if cfg == RLVR_CFG:  # RLVR's rollouts are native tool calls (no syntax or <think> keys of its own), and
+            # its completion budget holds every turn of a rollout
+            sets = [s for s in sets if not s.startswith(("syntax=", "require_think=", "think_prefill=",
+                                                         "max_completion_length="))]
         wall, cpu = run([*srl_swe(), "train", "--config", str(cfg), *sets], mdir / "train.log")
         start = json.loads((sdir / "summary.json").read_text())["final_model"]
         out.append({"config": str(cfg.relative_to(REPO)), "overrides": sets, "wall_s": wall, "cpu_s": cpu,
@@ -131,9 +136,15 @@ def step_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str, 
 
     cfg = load_config(SRL_CFG, [f"syntax={args.syntax}", *THINK[args.think],
                                 f"eval_max_examples={args.step_examples}", f"step_eval_samples={args.samples}",
-                                *([f"model={args.model}"] if args.model else [])])
-    res = evaluate(cfg, model, out_dir)
+                                *_common_sets(args)])
+    res = evaluate(cfg, model, out_dir, args.backend)
     return {**{k: v for k, v in res.items() if k != "per_example"}, "temperature": cfg.temperature}
+
+
+def _common_sets(args: argparse.Namespace) -> list[str]:
+    """The step evals' overrides every method shares: the start model (tests) and the completion budget."""
+    return [*([f"model={args.model}"] if args.model else []),
+            *([f"max_completion_length={args.tokens}"] if args.tokens else [])]
 
 
 def syntax_probe(args: argparse.Namespace, done: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -152,8 +163,8 @@ def syntax_probe(args: argparse.Namespace, done: dict[str, Any] | None = None) -
         syntax, _, think = name.partition("+")
         cfg = load_config(SRL_CFG, [f"syntax={syntax}", *THINK[think or "optional"], f"eval_data={train}",
                                     f"eval_max_examples={args.step_examples}", f"step_eval_samples={args.samples}",
-                                    *([f"model={args.model}"] if args.model else [])])
-        r = measure(cfg, cfg.model, args.run_dir / "syntax_probe" / name)
+                                    *_common_sets(args)])
+        r = measure(cfg, cfg.model, args.run_dir / "syntax_probe" / name, args.backend)
         out[name] = {mode: {"mean_reward": r[mode]["mean_reward"],
                               "format_violation_rate": r[mode]["format_violation_rate"]}
                        for mode in ("greedy", "sampled") if r.get(mode)}
@@ -165,7 +176,7 @@ PROBES = ("qwen", "xml", "qwen+prefill", "xml+prefill")
 
 def agent_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str, Any]:
     cfg = yaml.safe_load(SRL_CFG.read_text())
-    tokens = args.max_new_tokens or cfg["max_completion_length"]
+    tokens = args.tokens or cfg["max_completion_length"]
     cmd = [*srl_swe(), "eval", "swebench", "--dataset", str(args.tasks_dir), "--split", "heldout",
            "--mode", "agent", "--runtime", args.runtime, "--model", model, "--backend", args.backend,
            "--batch-size", str(args.batch_size), "--workers", str(args.batch_size), "--dtype", "float32",
@@ -211,7 +222,8 @@ def _f(v: Any, pct: bool = False, nd: int = 3) -> str:
 def markdown(res: dict[str, Any]) -> str:
     s, m = res["settings"], res["machine"]
     lines = [f"SWE learning benchmark: {s['model']}, {s['budget_minutes']:g} training wall-minutes per method on "
-             f"{m['cpu_count']} CPUs, syntax {s['syntax']}, <think> {s.get('think', 'optional')}; held-out toolz "
+             f"{m['cpu_count']} CPUs, syntax {s['syntax']}, <think> {s.get('think', 'optional')}, "
+             f"{s.get('tokens', 64)} tokens per reply; held-out toolz "
              f"tasks (functions never trained on) as agents: {s['max_steps']} tool calls, greedy, {s['runtime']} "
              f"sandboxes, graded by their tests ({s['backend']} generation). {m['date']}.", "",
              "| method | opt. steps | train wall s | train CPU s | resolved | Wilson 95% | valid calls | submitted | "
@@ -267,10 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tasks-dir", type=Path, default=TASKS)
     ap.add_argument("--tasks", type=int, default=None, help="first N held-out tasks (default: all)")
     ap.add_argument("--max-steps", type=int, default=5, help="tool calls per agent episode")
-    ap.add_argument("--max-new-tokens", type=int, default=None, help="agent: tokens per turn (default: the config's)")
+    ap.add_argument("--tokens", type=int, default=None,
+                    help="completion tokens per reply: SRL/SFT training, step eval, agent (default: SRL config's)")
     ap.add_argument("--batch-size", type=int, default=12, help="agent episodes in lockstep")
     ap.add_argument("--backend", default="vllm", choices=("vllm", "transformers"),
-                    help="agent generation (vLLM: 3.47x the sequential loop, benchmarks/results/agent_batch_vllm.md)")
+                    help="agent and step-eval generation (vLLM: 3.47x the sequential loop, "
+                         "benchmarks/results/agent_batch_vllm.md)")
     ap.add_argument("--step-examples", type=int, default=16)
     ap.add_argument("--samples", type=int, default=2, help="sampled outputs per held-out step example")
     ap.add_argument("--runtime", choices=("docker", "local"), default="docker")
@@ -292,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "max_steps": args.max_steps, "batch_size": args.batch_size,
                 "backend": args.backend, "step_examples": args.step_examples,
                 "samples": args.samples, "runtime": args.runtime, "sets": args.sets,
+                "tokens": args.tokens or yaml.safe_load(SRL_CFG.read_text())["max_completion_length"],
                 "require_think": args.think == "prefill", **({"think": "prefill"} if args.think == "prefill" else {})}
     res: dict[str, Any] = {"machine": machine_info(), "settings": settings, "methods": {}}
     if args.out.is_file() and not args.redo:

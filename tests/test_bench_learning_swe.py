@@ -50,10 +50,9 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path: Path, docker_client):
     out = tmp_path / "learning_swe.json"
     cmd = [sys.executable, str(REPO / "benchmarks" / "bench_learning_swe.py"), "--budget-minutes", "10",
            "--methods", "untrained,sft,srl_rlvr", "--model", str(tiny), "--max-train-steps", "1", "--tasks", "2",
-           "--max-steps", "1", "--max-new-tokens", "8", "--step-examples", "2", "--samples", "1", "--batch-size", "2",
+           "--max-steps", "1", "--tokens", "8", "--step-examples", "2", "--samples", "1", "--batch-size", "2",
            "--backend", "transformers", "--probe-syntax",
-           "--run-dir", str(tmp_path / "runs"), "--out", str(out),
-           *(f"--set={m}.max_completion_length=8" for m in ("sft", "srl_rlvr"))]
+           "--run-dir", str(tmp_path / "runs"), "--out", str(out), "--set=sft.learning_rate=1e-4"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, cwd=REPO)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     res = json.loads(out.read_text())
@@ -71,6 +70,11 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path: Path, docker_client):
     # The RLVR stage starts from the SRL stage's final model, with half of the budget each.
     assert f"init_checkpoint={tmp_path / 'runs' / 'srl_rlvr' / 'train0' / 'final'}" in stages[1]["overrides"]
     assert all("max_train_seconds=300" in s["overrides"] for s in stages)
+    # --tokens reaches SRL's rollouts and SFT's targets; RLVR keeps its multi-turn budget
+    assert "max_completion_length=8" in stages[0]["overrides"]
+    assert not any(o.startswith("max_completion_length=") for o in stages[1]["overrides"])
+    sft = res["methods"]["sft"]["train"]["stages"][0]["overrides"]
+    assert "max_completion_length=8" in sft and "learning_rate=1e-4" in sft
     rollouts = (tmp_path / "runs" / "srl_rlvr" / "train1" / "rollouts.jsonl").read_text().splitlines()
     assert rollouts and all(json.loads(r)["instance_id"].startswith("pypi__toolz-1.2.0.") for r in rollouts)
     heldout = set(json.loads((REPO / "trajectories/swe-tasks/toolz-1.2.0/splits.json").read_text())["ids"]["heldout"])

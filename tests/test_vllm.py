@@ -41,3 +41,5 @@ def test_vllm_generator_on_cpu(vllm_available: None):
     (prefilled,), (plain,) = res["mixed"]
     assert prefilled.startswith("<think>\n") and len(prefilled) > len("<think>\n") and prefilled != res["greedy"][0][0]
     assert plain == res["greedy"][1][0]
+    vllm_counts, hf_counts = res["prompt_tokens"]
+    assert vllm_counts == hf_counts and all(n > 10 for n in vllm_counts)

@@ -44,6 +44,11 @@ class VLLMGenerator:
                   max_model_len=max_model_len, seed=seed, generation_config="vllm", **kwargs)
         return cls(llm, spec)
 
+    @property
+    def tokenizer(self) -> Any:
+        """The engine's tokenizer (prompt lengths are counted with it, as with the transformers backend)."""
+        return self.llm.get_tokenizer()
+
     def generate(self, prompts: list[Messages], *, n: int, temperature: float, max_new_tokens: int,
                  seed: int) -> list[list[str]]:
         from vllm import SamplingParams

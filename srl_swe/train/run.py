@@ -30,7 +30,6 @@ from typing import Any
 from transformers import TrainerCallback
 
 from srl_swe.actions import THINK_PREFILL, with_prefill
-from srl_swe.models.generation import TransformersGenerator
 from srl_swe.models.loading import load_model_and_tokenizer
 from srl_swe.models.templates import tool_calling_tokenizer
 from srl_swe.rewards import SRLReward, completion_text, format_violation
@@ -215,14 +214,16 @@ def train_stage(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path, res
     return _save_final(trainer, run_dir)
 
 
-def step_eval(cfg: TrainConfig, model_spec: str, out_dir: Path) -> dict[str, Any]:
-    """Held-out step reward and format-violation rate of ``model_spec`` (greedy + sampled), as `eval steps`."""
+def step_eval(cfg: TrainConfig, model_spec: str, out_dir: Path, backend: str = "transformers") -> dict[str, Any]:
+    """Held-out step reward and format-violation rate of ``model_spec`` (greedy + sampled), as `eval steps`;
+    ``backend`` is a generation backend name (``vllm`` is several times faster on long completions)."""
     from srl_swe.eval.steps import evaluate_steps
+    from srl_swe.models import make_generator
     from srl_swe.train.data import held_out_steps
 
     rows = held_out_steps(cfg)
     prefill = THINK_PREFILL if cfg.think_prefill else ""
-    gen = TransformersGenerator.from_spec(model_spec, batch_size=16, dtype=cfg.dtype)
+    gen = make_generator(backend, model_spec, batch_size=16, dtype=cfg.dtype)
     if cfg.max_prompt_length and rows:  # the held-out examples that fit, as in training (fit_prompts)
         counts = prompt_tokens(gen.tokenizer, [with_prefill(list(r["prompt"]), prefill) for r in rows])
         rows = [rows[i] for i in fitting(counts, cfg.max_prompt_length, cfg.eval_max_examples)]

@@ -19,5 +19,12 @@ if __name__ == "__main__":
     # One prefilled prompt (the reply starts with "<think>\n") beside a plain one, in one call.
     mixed = gen.generate([[*prompts[0], {"role": "assistant", "content": "<think>\n"}], prompts[1]], n=1,
                          temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
+    # Prompt lengths counted with the engine's tokenizer (the step eval fits prompts with it) and with the one
+    # the transformers backend loads.
+    from srl_swe.models.loading import load_model_and_tokenizer
+    from srl_swe.train.prompts import prompt_tokens
+
+    _, tok = load_model_and_tokenizer(spec)
+    counts = [prompt_tokens(gen.tokenizer, prompts), prompt_tokens(tok, prompts)]
     print("RESULT " + json.dumps({"greedy": greedy, "greedy_again": greedy_again, "sampled": sampled,
-                                  "mixed": mixed}))
+                                  "mixed": mixed, "prompt_tokens": counts}))
