@@ -157,7 +157,7 @@ def syntax_probe(args: argparse.Namespace, done: dict[str, Any] | None = None) -
     train = args.tasks_dir / "experts" / "train" / "trajectories.jsonl"
     out = {"data": str(train.relative_to(REPO) if train.is_relative_to(REPO) else train),
            "examples": args.step_examples, "samples": args.samples, **(done or {})}
-    for name in PROBES:
+    for name in args.probes:
         if name in out:
             continue
         syntax, _, think = name.partition("+")
@@ -295,9 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.KEY=VALUE")
     ap.add_argument("--probe-syntax", action="store_true",
                     help="first measure the start model's step reward in each syntax on train-split steps")
+    ap.add_argument("--probes", default=",".join(PROBES), help=f"what --probe-syntax measures, of {', '.join(PROBES)}")
     ap.add_argument("--redo", action="store_true", help="run methods already in --out again")
     args = ap.parse_args(argv)
     args.sets = parse_sets(args.sets)
+    args.probes = [p.strip() for p in args.probes.split(",") if p.strip()]
+    if bad := [p for p in args.probes if p not in PROBES]:
+        raise SystemExit(f"--probes: unknown {bad}; choose from {', '.join(PROBES)}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if bad := [m for m in methods if m not in METHODS]:
         raise SystemExit(f"--methods: unknown {bad}; choose from {', '.join(METHODS)}")
@@ -315,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             res["methods"], res["machine"] = old.get("methods", {}), old.get("machine", res["machine"])
             if "syntax_probe" in old:
                 res["syntax_probe"] = old["syntax_probe"]
-    if args.probe_syntax and not set(PROBES) <= set(res.get("syntax_probe", {})):
+    if args.probe_syntax and not set(args.probes) <= set(res.get("syntax_probe", {})):
         res["syntax_probe"] = syntax_probe(args, res.get("syntax_probe"))
         res["syntax_probe"]["date"] = machine_info()["date"]
         write_results(args.out, res, markdown(res))
