@@ -90,3 +90,14 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path: Path, docker_client):
     assert probe["data"].endswith("experts/train/trajectories.jsonl")
     assert all(-1 <= probe[s]["greedy"]["mean_reward"] <= 1 for s in ("qwen", "xml", "qwen+prefill", "xml+prefill"))
     assert "Syntax probe" in md and "generate n=" not in again.stderr  # the rerun generates nothing
+
+
+def test_bad_probe_or_method_names_are_refused(tmp_path: Path):
+    from bench_learning_swe import main
+
+    out = tmp_path / "x.json"
+    with pytest.raises(SystemExit, match=r"--probes: unknown \['qwen\+think'\]"):
+        main(["--budget-minutes", "1", "--probes", "qwen,qwen+think", "--out", str(out)])
+    with pytest.raises(SystemExit, match=r"--methods: unknown \['ppo'\]"):
+        main(["--budget-minutes", "1", "--methods", "srl,ppo", "--out", str(out)])
+    assert not out.exists()  # refused before anything ran or was written
