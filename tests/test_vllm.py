@@ -43,3 +43,5 @@ def test_vllm_generator_on_cpu(vllm_available: None):
     assert plain == res["greedy"][1][0]
     vllm_counts, hf_counts = res["prompt_tokens"]
     assert vllm_counts == hf_counts and all(n > 10 for n in vllm_counts)
+    before, after = res["engines"]
+    assert before >= 1 and after == 0, "close() must stop the engine's processes"

@@ -44,6 +44,14 @@ class VLLMGenerator:
                   max_model_len=max_model_len, seed=seed, generation_config="vllm", **kwargs)
         return cls(llm, spec)
 
+    def close(self) -> None:
+        """Stop the engine's processes now (they hold the model and its KV cache, about 6 GB for SmolLM2 on CPU).
+        Dropping the generator does not: the engine lives until its process exits, so a process that makes
+        several generators in turn (one step eval per model) would hold every engine it ever started."""
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()
+
     @property
     def tokenizer(self) -> Any:
         """The engine's tokenizer (prompt lengths are counted with it, as with the transformers backend)."""

@@ -224,14 +224,18 @@ def step_eval(cfg: TrainConfig, model_spec: str, out_dir: Path, backend: str = "
     rows = held_out_steps(cfg)
     prefill = THINK_PREFILL if cfg.think_prefill else ""
     gen = make_generator(backend, model_spec, batch_size=16, dtype=cfg.dtype)
-    if cfg.max_prompt_length and rows:  # the held-out examples that fit, as in training (fit_prompts)
-        counts = prompt_tokens(gen.tokenizer, [with_prefill(list(r["prompt"]), prefill) for r in rows])
-        rows = [rows[i] for i in fitting(counts, cfg.max_prompt_length, cfg.eval_max_examples)]
-    else:
-        rows = rows[: cfg.eval_max_examples or None]
-    return evaluate_steps(gen, rows, n=cfg.step_eval_samples, temperature=cfg.temperature,
-                          max_new_tokens=cfg.max_completion_length, seed=cfg.seed, out_dir=out_dir,
-                          require_think=cfg.require_think, prefill=prefill)
+    try:
+        if cfg.max_prompt_length and rows:  # the held-out examples that fit, as in training (fit_prompts)
+            counts = prompt_tokens(gen.tokenizer, [with_prefill(list(r["prompt"]), prefill) for r in rows])
+            rows = [rows[i] for i in fitting(counts, cfg.max_prompt_length, cfg.eval_max_examples)]
+        else:
+            rows = rows[: cfg.eval_max_examples or None]
+        return evaluate_steps(gen, rows, n=cfg.step_eval_samples, temperature=cfg.temperature,
+                              max_new_tokens=cfg.max_completion_length, seed=cfg.seed, out_dir=out_dir,
+                              require_think=cfg.require_think, prefill=prefill)
+    finally:  # a vLLM engine would outlive this call (and hold its memory) until the process exits
+        if close := getattr(gen, "close", None):
+            close()
 
 
 #: What TRL warns at import whenever the installed vLLM is outside the range it was tested with, whether or not
