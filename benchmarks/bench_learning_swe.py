@@ -90,6 +90,25 @@ def run(cmd: list[str], log: Path) -> tuple[float, float]:
     return time.perf_counter() - w0, _children_cpu() - c0
 
 
+def settle_docker(timeout: float = 900) -> float | None:
+    """Wait until the Docker daemon's btrfs has finished deleting removed containers; the seconds waited, or
+    None when its storage is not btrfs (or there is no daemon or no btrfs tool). Why: on btrfs with quota groups
+    (scripts/start_dockerd.sh) each removed container costs the kernel's btrfs-cleaner about 15 s of a core
+    after the removal, so an agent evaluation leaves minutes of it behind, and a training stage that started
+    at once would spend part of its wall budget beside it."""
+    try:
+        info = subprocess.run(["docker", "info", "-f", "{{.Driver}} {{.DockerRootDir}}"], capture_output=True,
+                              text=True, timeout=60)
+        driver, _, root = info.stdout.strip().partition(" ")
+        if info.returncode or driver != "btrfs" or not shutil.which("btrfs"):
+            return None
+        t0 = time.perf_counter()
+        subprocess.run(["btrfs", "subvolume", "sync", root], capture_output=True, timeout=timeout)
+        return time.perf_counter() - t0
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
 def train(method: str, args: argparse.Namespace, mdir: Path) -> dict[str, Any]:
     """Train ``method`` within the budget (stages split it evenly); the final model and what it cost."""
     stages, start, out = RECIPES[method], None, []
@@ -110,10 +129,11 @@ def train(method: str, args: argparse.Namespace, mdir: Path) -> dict[str, Any]:
             # its completion budget holds every turn of a rollout
             sets = [s for s in sets if not s.startswith(("syntax=", "require_think=", "think_prefill=",
                                                          "max_completion_length="))]
+        settled = settle_docker()
         wall, cpu = run([*srl_swe(), "train", "--config", str(cfg), *sets], mdir / "train.log")
         start = json.loads((sdir / "summary.json").read_text())["final_model"]
         out.append({"config": str(cfg.relative_to(REPO)), "overrides": sets, "wall_s": wall, "cpu_s": cpu,
-                    **curve(sdir)})
+                    "docker_settle_s": settled, **curve(sdir)})
     return {"final_model": start, "budget_s": args.budget_minutes * 60, "stages": out,
             "train_wall_s": sum(s["wall_s"] for s in out), "train_cpu_s": sum(s["cpu_s"] for s in out),
             "optimizer_steps": sum(s["optimizer_steps"] for s in out)}

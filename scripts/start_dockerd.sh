@@ -61,8 +61,8 @@ setup_btrfs() {
         truncate -s "$BTRFS_SIZE" "$ROOT/btrfs.img.tmp" && mkfs.btrfs -q "$ROOT/btrfs.img.tmp" >/dev/null \
             && mv "$ROOT/btrfs.img.tmp" "$ROOT/btrfs.img" || { rm -f "$ROOT/btrfs.img.tmp"; return 1; }
     fi
-    # discard=async: freed space goes back to the sparse file in batches; synchronous discard made every
-    # container removal wait for its hole punching in the loopback file.
+    # discard=async: freed space goes back to the sparse file in batches, after the container removal that
+    # freed it (a synchronous discard punches the loopback file's holes during the removal).
     mount -o loop,discard=async "$ROOT/btrfs.img" "$ROOT/data" 2>/dev/null || return 1
     # Quota groups on before anything is written: enabled later (dockerd does it at the first sized
     # container), btrfs accepts each container's size limit and does not enforce it.

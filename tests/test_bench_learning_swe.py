@@ -67,6 +67,8 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path: Path, docker_client):
     stages = res["methods"]["srl_rlvr"]["train"]["stages"]
     assert [s["config"] for s in stages] == ["configs/cpu-srl-swe-smollm2.yaml", "configs/cpu-rlvr-swe-smollm2.yaml"]
     assert [s["optimizer_steps"] for s in stages] == [1, 1]
+    # each stage starts once the daemon's btrfs has deleted what earlier stages removed (None off btrfs)
+    assert all(s["docker_settle_s"] is None or 0 <= s["docker_settle_s"] < 900 for s in stages)
     # The RLVR stage starts from the SRL stage's final model, with half of the budget each.
     assert f"init_checkpoint={tmp_path / 'runs' / 'srl_rlvr' / 'train0' / 'final'}" in stages[1]["overrides"]
     assert all("max_train_seconds=300" in s["overrides"] for s in stages)
