@@ -32,6 +32,7 @@ killed method starts again from scratch, so its budget is never spent twice.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -102,11 +103,12 @@ def settle_docker(timeout: float = 900) -> float | None:
         driver, _, root = info.stdout.strip().partition(" ")
         if info.returncode or driver != "btrfs" or not shutil.which("btrfs"):
             return None
-        t0 = time.perf_counter()
-        subprocess.run(["btrfs", "subvolume", "sync", root], capture_output=True, timeout=timeout)
-        return time.perf_counter() - t0
     except (OSError, subprocess.TimeoutExpired):
         return None
+    t0 = time.perf_counter()
+    with contextlib.suppress(subprocess.TimeoutExpired):  # waited long enough: train beside what is left
+        subprocess.run(["btrfs", "subvolume", "sync", root], capture_output=True, timeout=timeout)
+    return time.perf_counter() - t0
 
 
 def train(method: str, args: argparse.Namespace, mdir: Path) -> dict[str, Any]:
@@ -119,7 +121,7 @@ def train(method: str, args: argparse.Namespace, mdir: Path) -> dict[str, Any]:
         if "mode=sft" in overrides and args.think == "prefill":  # SFT learns the whole reply, <think> block included
             think = ["require_think=true"]
         sets = [f"output_dir={sdir}", f"max_train_seconds={seconds:g}", f"syntax={args.syntax}", *think, *LONG,
-                *([f"max_completion_length={args.tokens}"] if args.tokens else []),
+                f"max_completion_length={args.tokens}",
                 *overrides, *([f"init_checkpoint={start}"] if start else []), *args.sets.get(method, [])]
         if args.model:
             sets.append(f"model={args.model}")
@@ -163,8 +165,7 @@ def step_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str, 
 
 def _common_sets(args: argparse.Namespace) -> list[str]:
     """The step evals' overrides every method shares: the start model (tests) and the completion budget."""
-    return [*([f"model={args.model}"] if args.model else []),
-            *([f"max_completion_length={args.tokens}"] if args.tokens else [])]
+    return [*([f"model={args.model}"] if args.model else []), f"max_completion_length={args.tokens}"]
 
 
 def syntax_probe(args: argparse.Namespace, done: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -196,11 +197,10 @@ PROBES = ("qwen", "xml", "qwen+prefill", "xml+prefill")
 
 def agent_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str, Any]:
     cfg = yaml.safe_load(SRL_CFG.read_text())
-    tokens = args.tokens or cfg["max_completion_length"]
     cmd = [*srl_swe(), "eval", "swebench", "--dataset", str(args.tasks_dir), "--split", "heldout",
            "--mode", "agent", "--runtime", args.runtime, "--model", model, "--backend", args.backend,
            "--batch-size", str(args.batch_size), "--workers", str(args.batch_size), "--dtype", "float32",
-           "--max-steps", str(args.max_steps), "--max-new-tokens", str(tokens), "--syntax", args.syntax,
+           "--max-steps", str(args.max_steps), "--max-new-tokens", str(args.tokens), "--syntax", args.syntax,
            "--window", str(cfg["window"]), "--max-observation-chars", str(cfg["max_observation_chars"]),
            "--think-prefill" if args.think == "prefill" else "--no-require-think", "--out", str(out_dir), "--quiet",
            *(["--limit", str(args.tasks)] * bool(args.tasks))]
@@ -325,12 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if bad := [m for m in methods if m not in METHODS]:
         raise SystemExit(f"--methods: unknown {bad}; choose from {', '.join(METHODS)}")
-    settings = {"model": args.model or yaml.safe_load(SRL_CFG.read_text())["model"], "budget_minutes":
+    srl_cfg = yaml.safe_load(SRL_CFG.read_text())
+    args.tokens = args.tokens or srl_cfg["max_completion_length"]
+    settings = {"model": args.model or srl_cfg["model"], "budget_minutes":
                 args.budget_minutes, "syntax": args.syntax, "tasks_dir": str(args.tasks_dir), "tasks": args.tasks,
                 "max_steps": args.max_steps, "batch_size": args.batch_size,
                 "backend": args.backend, "step_examples": args.step_examples,
                 "samples": args.samples, "runtime": args.runtime, "sets": args.sets,
-                "tokens": args.tokens or yaml.safe_load(SRL_CFG.read_text())["max_completion_length"],
+                "tokens": args.tokens,
                 "require_think": args.think == "prefill", **({"think": "prefill"} if args.think == "prefill" else {})}
     res: dict[str, Any] = {"machine": machine_info(), "settings": settings, "methods": {}}
     if args.out.is_file() and not args.redo:

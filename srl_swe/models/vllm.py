@@ -48,9 +48,7 @@ class VLLMGenerator:
         """Stop the engine's processes now (they hold the model and its KV cache, about 6 GB for SmolLM2 on CPU).
         Dropping the generator does not: the engine lives until its process exits, so a process that makes
         several generators in turn (one step eval per model) would hold every engine it ever started."""
-        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
-        if core is not None:
-            core.shutdown()
+        self.llm.llm_engine.engine_core.shutdown()
 
     @property
     def tokenizer(self) -> Any:

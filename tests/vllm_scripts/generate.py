@@ -35,7 +35,6 @@ if __name__ == "__main__":
     deadline = time.monotonic() + 30  # the engine gets its shutdown message and exits; wait for that
     while multiprocessing.active_children() and time.monotonic() < deadline:
         time.sleep(0.2)
-    print("LEFT", [(p.name, p.pid) for p in multiprocessing.active_children()], file=sys.stderr)
     print("RESULT " + json.dumps({"greedy": greedy, "greedy_again": greedy_again, "sampled": sampled,
                                   "mixed": mixed, "prompt_tokens": counts, "engines": [
                                       engines_before, len(multiprocessing.active_children())]}))
