@@ -18,6 +18,13 @@ WAIT="${SRL_SWE_DOCKERD_WAIT:-60}"
 STORAGE="${SRL_SWE_DOCKER_STORAGE:-auto}"
 # Size of the btrfs loopback file (sparse: it takes only what images and containers write).
 BTRFS_SIZE="${SRL_SWE_DOCKER_BTRFS_SIZE:-64G}"
+# btrfs quota mode. "auto" (default): simple quotas where the kernel has them (Linux 6.7+), else full quota
+# groups. Why simple: full quota groups walk the back references of every extent a deleted subvolume shares,
+# and a removed container is a snapshot of its image, so each removal cost the kernel's btrfs-cleaner 15-50 s
+# of a core after the fact (benchmarks/results/docker_storage.md); simple quotas charge each extent to the
+# subvolume that wrote it, so a removal costs next to nothing, and a container's limit counts only its own
+# writes. "simple" / "full" force one.
+QUOTA="${SRL_SWE_DOCKER_QUOTA:-auto}"
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
     echo "start_dockerd: a Docker daemon already answers; nothing to do"
@@ -46,10 +53,48 @@ case "${DOCKER_HOST:-}" in unix://*) host_args=(-H "$DOCKER_HOST") ;; esac
 
 mkdir -p "$ROOT/data" "$ROOT/exec"
 
+# The quota mode the btrfs file system mounted at $1 is in: squota, qgroup (full) or none.
+quota_mode() {
+    local uuid
+    uuid="$(btrfs filesystem show "$1" 2>/dev/null | awk '/uuid:/ {print $NF; exit}')"
+    cat "/sys/fs/btrfs/$uuid/qgroups/mode" 2>/dev/null || echo none
+}
+
+# Turn quota groups on at $1 in the mode $QUOTA asks for (a data root in the other mode is switched; the
+# images stay; dockerd itself turns them off when it stops). btrfs-progs before 6.7 cannot ask for simple
+# quotas, so that is the ioctl itself.
+enable_quota() {
+    local want="$QUOTA" have
+    if [ "$want" = auto ]; then
+        want=full
+        [ -e /sys/fs/btrfs/features/simple_quota ] && want=simple
+    fi
+    have="$(quota_mode "$1")"
+    case "$want:$have" in
+        simple:squota | full:qgroup) return 0 ;;
+        *:none) ;;
+        *) btrfs quota disable "$1" || return 1 ;;
+    esac
+    # srl-swe's cached verdict on how this daemon counts a quota (srl_swe/runtime/sandbox.py) was made under
+    # whatever mode was on before: probe again
+    rm -rf "${SRL_SWE_CACHE:-$HOME/.cache/srl-swe}/quota"
+    if [ "$want" = full ]; then
+        btrfs quota enable "$1"
+        return
+    fi
+    python3 - "$1" <<'EOF'
+import fcntl, os, struct, sys
+# BTRFS_IOC_QUOTA_CTL = _IOWR(0x94, 40, struct btrfs_ioctl_quota_ctl_args {u64 cmd; u64 status}),
+# cmd BTRFS_QUOTA_CTL_ENABLE_SIMPLE_QUOTA = 4 (linux/btrfs.h)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.ioctl(fd, (3 << 30) | (16 << 16) | (0x94 << 8) | 40, bytearray(struct.pack("QQ", 4, 0)))
+EOF
+}
+
 # Put $ROOT/data on btrfs (a loopback file), once; returns non-zero when this host cannot.
 setup_btrfs() {
     if [ "$(findmnt -n -o FSTYPE --target "$ROOT/data" 2>/dev/null)" = btrfs ]; then
-        btrfs quota enable "$ROOT/data" 2>/dev/null || true
+        enable_quota "$ROOT/data" || true
         return 0
     fi
     grep -qw btrfs /proc/filesystems || modprobe btrfs 2>/dev/null || return 1
@@ -66,12 +111,13 @@ setup_btrfs() {
     mount -o loop,discard=async "$ROOT/btrfs.img" "$ROOT/data" 2>/dev/null || return 1
     # Quota groups on before anything is written: enabled later (dockerd does it at the first sized
     # container), btrfs accepts each container's size limit and does not enforce it.
-    btrfs quota enable "$ROOT/data" || return 1
+    enable_quota "$ROOT/data" || return 1
 }
 
 if [ "$STORAGE" = auto ] || [ "$STORAGE" = btrfs ]; then
     if setup_btrfs; then
         STORAGE=btrfs
+        echo "start_dockerd: btrfs quota mode: $(quota_mode "$ROOT/data")"
     elif [ "$STORAGE" = btrfs ]; then
         echo "start_dockerd: SRL_SWE_DOCKER_STORAGE=btrfs but $ROOT/data could not be put on btrfs" >&2
         exit 1

@@ -34,12 +34,14 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: Docker driver -> how its ``size`` storage option is counted: "image+layer" (btrfs: the subvolume's
-#: referenced bytes include the image it was snapshotted from) or "layer" (overlay2 project quota).
-_QUOTA_DRIVERS = {"btrfs": "image+layer", "overlay2": "layer"}
+#: Docker driver -> the ways its ``size`` storage option may be counted, in the order the probe tries them:
+#: "layer" (only what the container writes: overlay2's project quota, btrfs simple quotas) or "image+layer"
+#: (btrfs full quota groups: the subvolume's referenced bytes include the image it was snapshotted from).
+_QUOTA_DRIVERS = {"btrfs": ("layer", "image+layer"), "overlay2": ("layer",)}
 _SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _QUOTA_CACHE: dict[str, str | None] = {}  # daemon address -> quota kind, or None: no quota that works
+_PROBE_VERSION = 2  # verdicts of an older probe (which could not tell btrfs's two ways of counting) are redone
 
 
 def parse_size(value: str | int | None) -> int | None:
@@ -107,20 +109,21 @@ def _daemon_key(client) -> str:
 def quota_kind(client, image: str | None = None) -> str | None:
     """How this daemon's storage driver counts a ``size`` quota (see :data:`_QUOTA_DRIVERS`), or None when it
     has none that works. A driver that takes the option is not trusted on its word: btrfs accepts ``size``
-    and ignores it when qgroups were enabled after the data existed, so the first call on a daemon writes
-    past a 1 MiB quota in a throwaway container from ``image`` and looks for the write error. The verdict is
-    cached per daemon, in this process (by address) and in ``$SRL_SWE_CACHE/quota/`` (by daemon id; delete it
-    after changing the daemon's storage)."""
+    and ignores it when qgroups were enabled after the data existed, and counts the image in it or not by its
+    quota mode (full or simple), so the first call on a daemon writes under and past a small quota in a
+    throwaway container from ``image`` for each way of counting (:func:`_probe_quota`). The verdict is cached
+    per daemon, in this process (by address) and in ``$SRL_SWE_CACHE/quota/`` (by daemon id; delete it after
+    changing the daemon's storage: scripts/start_dockerd.sh does when it switches the quota mode)."""
     address = _daemon_key(client)
     if address in _QUOTA_CACHE:
         return _QUOTA_CACHE[address]
     info = client.info()
     driver = info.get("Driver", "")
     backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
-    kind = _QUOTA_DRIVERS.get(driver)
+    kinds = _QUOTA_DRIVERS.get(driver, ())
     if driver == "overlay2" and backing != "xfs":
-        kind = None  # overlay2 quotas need xfs with pquota; on ext4 the daemon refuses the option
-    if kind is None:
+        kinds = ()  # overlay2 quotas need xfs with pquota; on ext4 the daemon refuses the option
+    if not kinds:
         _QUOTA_CACHE[address] = None
         return None
     from srl_swe.runtime.images import lock_dir
@@ -129,19 +132,18 @@ def quota_kind(client, image: str | None = None) -> str | None:
     cached = lock_dir().parent / "quota" / f"{daemon_id[:80]}.json"
     with contextlib.suppress(OSError, ValueError, KeyError):
         record = json.loads(cached.read_text())
-        if record["driver"] == driver:
+        if record["driver"] == driver and record["probe"] == _PROBE_VERSION:
             _QUOTA_CACHE[address] = record["kind"]
             return record["kind"]
     if image is None:
-        return kind  # nothing to probe with: what the driver claims (create_sandbox always passes an image)
-    works = _probe_quota(client, image, kind)
-    _QUOTA_CACHE[address] = kind if works else None
-    if not works:
+        return kinds[-1]  # nothing to probe with: the most the driver may count (create_sandbox passes an image)
+    _QUOTA_CACHE[address] = next((k for k in kinds if _probe_quota(client, image, k)), None)
+    if _QUOTA_CACHE[address] is None:
         log.warning("the Docker daemon's %s driver accepts a storage quota but does not enforce it; sandboxes "
                     "use the disk monitor (for btrfs: `btrfs quota enable` on the data root)", driver)
     with contextlib.suppress(OSError):
         cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps({"driver": driver, "kind": _QUOTA_CACHE[address]}))
+        cached.write_text(json.dumps({"driver": driver, "kind": _QUOTA_CACHE[address], "probe": _PROBE_VERSION}))
     return _QUOTA_CACHE[address]
 
 
@@ -157,23 +159,26 @@ def quota_slack(image_size: int) -> int:
 
 
 def _probe_quota(client, image: str, kind: str) -> bool:
-    """Whether a quota of 1 MiB (+ slack) stops a write past it in a container of ``image`` on this daemon."""
+    """Whether the daemon counts a quota as ``kind`` says: in a container of ``image`` given the quota that
+    ``kind`` computes for 8 MiB, a 4 MiB write must pass and a write past the whole quota must fail (under
+    "layer" counting, btrfs full quota groups fail the first write: the image alone is over 8 MiB)."""
     import docker.errors
 
     from srl_swe.runtime.images import LABEL, OWNER_LABEL, owner_label
 
-    size = quota_size(int(_image_attrs(client, image).get("Size") or 0), kind, 1 << 20)
+    size = quota_size(int(_image_attrs(client, image).get("Size") or 0), kind, 8 << 20)
     too_much = size + (32 << 20)  # more than the whole quota, image included: must fail whatever the driver counts
+    probe = "/tmp/.srl-swe-quota-probe"
+    script = f"head -c {4 << 20} /dev/zero > {probe}.small && echo small-ok; head -c {too_much} /dev/zero > {probe}"
     container = None
     try:
         container = client.containers.create(
-            image, entrypoint=["sh", "-c", f"head -c {too_much} /dev/zero > /tmp/.srl-swe-quota-probe"],
-            storage_opt={"size": str(size)}, network_mode="none", cap_drop=["ALL"],
-            security_opt=["no-new-privileges:true"], labels={LABEL: "1", OWNER_LABEL: owner_label()})
+            image, entrypoint=["sh", "-c", script], storage_opt={"size": str(size)}, network_mode="none",
+            cap_drop=["ALL"], security_opt=["no-new-privileges:true"], labels={LABEL: "1", OWNER_LABEL: owner_label()})
         container.start()
         code = container.wait(timeout=60).get("StatusCode")
         out = container.logs().decode("utf-8", "replace").lower()
-        return code != 0 and ("quota" in out or "no space" in out)
+        return code != 0 and "small-ok" in out and ("quota" in out or "no space" in out)
     except docker.errors.APIError as exc:
         log.info("storage quota probe on %s: %s", image, exc)
         return False

@@ -1,0 +1,120 @@
+"""The Docker daemon's storage as scripts/start_dockerd.sh sets it up, and how srl-swe reads its quota.
+
+On btrfs the daemon's data root gets quota groups so that every sandbox has a hard disk limit. Simple quotas
+(Linux 6.7+) are the default where the kernel has them: under full quota groups each removed container cost the
+kernel's btrfs-cleaner 15-50 s of a core (benchmarks/results/docker_storage.md). The two modes count a
+container's ``size`` differently (its own writes, or the image too), which the sandbox's quota probe tells
+apart. These tests start a second, private daemon (its own data root and socket) and read the kernel's view.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from srl_swe.runtime.images import ensure_base_image
+from srl_swe.runtime.sandbox import quota_kind
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "start_dockerd.sh"
+KERNEL_SQUOTA = Path("/sys/fs/btrfs/features/simple_quota").exists()
+
+
+def btrfs_quota_mode(path: str | Path) -> str | None:
+    """The kernel's quota mode of the btrfs file system holding ``path``: "squota", "qgroup" or "none"; None
+    when ``path`` is not on btrfs here."""
+    if shutil.which("btrfs") is None:
+        return None
+    out = subprocess.run(["btrfs", "filesystem", "show", str(path)], capture_output=True, text=True).stdout
+    uuid = next((line.split()[-1] for line in out.splitlines() if "uuid:" in line), None)
+    if uuid is None:
+        return None
+    mode = Path(f"/sys/fs/btrfs/{uuid}/qgroups/mode")
+    return mode.read_text().strip() if mode.exists() else "none"
+
+
+def _needs_btrfs_root() -> None:
+    reason = None
+    if os.geteuid() != 0:
+        reason = "starting a Docker daemon needs root"
+    elif shutil.which("dockerd") is None or shutil.which("mkfs.btrfs") is None:
+        reason = "no dockerd or mkfs.btrfs (scripts/start_dockerd.sh installs them)"
+    elif "btrfs" not in Path("/proc/filesystems").read_text():
+        reason = "this kernel has no btrfs"
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def _start(env: dict[str, str]) -> str:
+    proc = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def _stop(root: Path) -> None:
+    pidfile = root / "dockerd.pid"
+    if not pidfile.exists():
+        return
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_start_dockerd_sets_the_quota_mode_and_switches_an_existing_root(tmp_path):
+    _needs_btrfs_root()
+    root, cache = tmp_path / "root", tmp_path / "cache"
+    stale = cache / "quota" / "daemon.json"
+    env = {**os.environ, "SRL_SWE_DOCKER_ROOT": str(root), "DOCKER_HOST": f"unix://{tmp_path}/d.sock",
+           "SRL_SWE_DOCKER_BTRFS_SIZE": "2G", "SRL_SWE_DOCKER_STORAGE": "btrfs", "SRL_SWE_CACHE": str(cache)}
+    try:
+        out = _start({**env, "SRL_SWE_DOCKER_QUOTA": "full"})
+        assert "btrfs quota mode: qgroup" in out
+        assert btrfs_quota_mode(root / "data") == "qgroup"
+        assert subprocess.run(["docker", "info", "-f", "{{.Driver}}"], env=env, capture_output=True,
+                              text=True).stdout.strip() == "btrfs"
+        _stop(root)
+        stale.parent.mkdir(parents=True)
+        stale.write_text('{"driver": "btrfs", "kind": "image+layer", "probe": 2}')
+        # The same data root again, now in the default mode (dockerd turned quotas off when it stopped, so they
+        # are turned on again): simple quotas where the kernel has them, and srl-swe's cached verdict on how the
+        # daemon counts a quota, made under the old mode, is gone.
+        out = _start({**env, "SRL_SWE_DOCKER_QUOTA": "auto"})
+        want = "squota" if KERNEL_SQUOTA else "qgroup"
+        assert f"btrfs quota mode: {want}" in out
+        assert btrfs_quota_mode(root / "data") == want
+        assert not stale.exists()
+        # A running daemon is left alone whatever is asked.
+        assert "nothing to do" in _start({**env, "SRL_SWE_DOCKER_QUOTA": "full"})
+        assert btrfs_quota_mode(root / "data") == want
+    finally:
+        _stop(root)
+        subprocess.run(["umount", str(root / "data")], capture_output=True)
+
+
+@pytest.mark.slow
+def test_quota_kind_is_how_the_daemons_btrfs_counts(docker_client):
+    """Full quota groups count the image in a container's quota ("image+layer"), simple quotas only what the
+    container writes ("layer"): the probe must tell which, or a limit is off by the image's size."""
+    info = docker_client.info()
+    mode = btrfs_quota_mode(info["DockerRootDir"]) if info["Driver"] == "btrfs" else None
+    if mode is None:
+        pytest.skip(f"the daemon's storage ({info['Driver']}) is not a btrfs file system on this host")
+    if os.environ.get("CI") == "true" and KERNEL_SQUOTA:
+        assert mode == "squota"  # what scripts/start_dockerd.sh chooses where the kernel has simple quotas
+    kind = quota_kind(docker_client, ensure_base_image(docker_client))
+    assert kind == {"squota": "layer", "qgroup": "image+layer", "none": None}[mode]
