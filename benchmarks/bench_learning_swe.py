@@ -93,18 +93,25 @@ def run(cmd: list[str], log: Path) -> tuple[float, float]:
 
 def settle_docker(timeout: float = 900) -> float | None:
     """Wait until the Docker daemon's btrfs has finished deleting removed containers; the seconds waited, or
-    None when its storage is not btrfs (or there is no daemon or no btrfs tool). Why: on btrfs with quota groups
-    (scripts/start_dockerd.sh) each removed container costs the kernel's btrfs-cleaner about 15 s of a core
-    after the removal, so an agent evaluation leaves minutes of it behind, and a training stage that started
-    at once would spend part of its wall budget beside it."""
+    None when its storage is not btrfs (or there is no daemon or no btrfs tool). Why: under full quota groups
+    each removed container costs the kernel's btrfs-cleaner seconds of a core after the removal
+    (benchmarks/results/docker_storage.md), so an agent evaluation leaves minutes of it behind, and a training
+    stage that started at once would spend part of its wall budget beside it. Under simple quotas (what
+    scripts/start_dockerd.sh sets up where the kernel has them) or none, a removal costs next to nothing after
+    the fact: 0.0, without waiting for the next commit."""
     try:
         info = subprocess.run(["docker", "info", "-f", "{{.Driver}} {{.DockerRootDir}}"], capture_output=True,
                               text=True, timeout=60)
         driver, _, root = info.stdout.strip().partition(" ")
         if info.returncode or driver != "btrfs" or not shutil.which("btrfs"):
             return None
+        show = subprocess.run(["btrfs", "filesystem", "show", root], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
+    uuid = next((line.split()[-1] for line in show.stdout.splitlines() if "uuid:" in line), "")
+    mode = Path(f"/sys/fs/btrfs/{uuid}/qgroups/mode")
+    if uuid and not (mode.exists() and mode.read_text().strip() == "qgroup"):
+        return 0.0
     t0 = time.perf_counter()
     with contextlib.suppress(subprocess.TimeoutExpired):  # waited long enough: train beside what is left
         subprocess.run(["btrfs", "subvolume", "sync", root], capture_output=True, timeout=timeout)

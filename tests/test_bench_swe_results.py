@@ -63,3 +63,27 @@ def test_learning_swe_results_are_consistent():
     assert res["claims"] == claims(methods)
     probe = res["syntax_probe"]
     assert probe["data"].endswith("experts/train/trajectories.jsonl")  # chosen on train steps, not held-out ones
+
+
+def test_docker_storage_results_hold_what_the_readme_quotes():
+    """The committed storage comparison: simple quotas cheaper than full quota groups with the same hard limit,
+    per-sandbox figures recomputable from the totals, and the README's numbers are these."""
+    res = json.loads((RESULTS / "docker_storage.json").read_text())
+    v = res["variants"]
+    simple, full, overlay = v["btrfs-simple"], v["btrfs-full"], v["overlay2"]
+    assert simple["disk_modes"] == full["disk_modes"] == ["quota"] and overlay["disk_modes"] == ["monitor"]
+    assert {r["containers"] for r in v.values()} == {res["containers"]} == {12}
+
+    def per_sandbox(r: dict) -> float:
+        return (r["loop_wall_s"] + r["settle_wall_s"]) / r["containers"]
+
+    assert per_sandbox(simple) < per_sandbox(full) and simple["fs_threads_cpu_s"] < full["fs_threads_cpu_s"]
+    assert simple["machine_cpu_s"] < full["machine_cpu_s"]
+    readme = (RESULTS.parents[1] / "README.md").read_text()
+    for name, r in v.items():
+        row = f"| {per_sandbox(r):.2f} / {r['fs_threads_cpu_s'] / r['containers']:.2f} |"
+        assert row in (RESULTS / "docker_storage.md").read_text(), name
+    s = simple
+    assert f"| **{per_sandbox(s):.2f}** | {s['fs_threads_cpu_s'] / 12:.2f} | {s['machine_cpu_s']:.1f} |" in readme
+    assert f"| {per_sandbox(full):.2f} | {full['fs_threads_cpu_s'] / 12:.2f} | {full['machine_cpu_s']:.1f} |" in readme
+    assert f"{per_sandbox(full) / per_sandbox(simple):.1f}x less wall time" in readme

@@ -122,7 +122,7 @@ def test_interrupted_run_leaves_no_container(image, docker_client, sig, mode):
         assert [c.name for c in _owned_by(docker_client, child.pid)] == [name]
         time.sleep(0.5)  # let it block inside execute("sleep 60")
         child.send_signal(sig)
-        rest, _ = child.communicate(timeout=20)
+        rest, _ = child.communicate(timeout=90)  # removing the container: seconds, more on a loaded machine
     finally:
         if child.poll() is None:
             child.kill()

@@ -29,7 +29,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = ("core", "train", "learning", "swebench", "tasks", "grpo_step", "agent_batch", "learning_swe")
+BENCHMARKS = ("core", "train", "learning", "swebench", "tasks", "grpo_step", "agent_batch", "learning_swe",
+              "docker_storage")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
