@@ -141,3 +141,39 @@ def test_two_processes_keep_informative_groups_in_trl_layout(tiny: Path, tmp_pat
     assert t0["world_size"] == 2 and t0["global_step"] == t1["global_step"] == 1 and t0["changed"]
     assert t0["weights"] == t1["weights"]
     assert t0["logged"] and t0["logged"][0]["dynamic_sampling/filtered_fraction"] > 0
+
+
+def _train_two_steps(tiny: Path, tmp: Path, skip: bool):
+    """Two GRPO steps of one group each: the first with varied rewards, the second all equal (zero advantages).
+    Weight decay and the first step's momentum make the second step move the weights only if every weight has
+    a (zero) gradient, as the real backward pass gives."""
+    model, tok = load_model_and_tokenizer(str(tiny), dtype="float32")
+    calls = []
+
+    def first_varied_then_flat(prompts, completions, **_):
+        calls.append(len(completions))
+        if len(calls) > 1:
+            return [0.5] * len(completions)
+        return [(sum(map(ord, completion_text(c))) % 101) / 100 for c in completions]
+
+    args = trl.GRPOConfig(output_dir=str(tmp), per_device_train_batch_size=G, num_generations=G,
+                          max_completion_length=6, max_steps=2, learning_rate=1e-3, weight_decay=0.1,
+                          report_to="none", use_cpu=True, bf16=False, logging_steps=1, seed=0, beta=0.0,
+                          temperature=1.0, save_strategy="no")
+    rows = [{"prompt": [{"role": "user", "content": f"question {i}"}]} for i in range(4)]
+    trainer = SRLGRPOTrainer(model=model, args=args, reward_funcs=[first_varied_then_flat],
+                             train_dataset=datasets.Dataset.from_list(rows), processing_class=tok,
+                             dynamic_sampling_eps=None, skip_zero_advantage=skip)
+    trainer.train()
+    skipped = [h["zero_advantage/skipped_fraction"] for h in trainer.state.log_history
+               if "zero_advantage/skipped_fraction" in h]
+    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}, skipped
+
+
+def test_a_zero_advantage_batch_skips_its_passes_and_steps_the_same(tiny: Path, tmp_path: Path):
+    start = load_model_and_tokenizer(str(tiny), dtype="float32")[0].state_dict()
+    skipped_w, skipped = _train_two_steps(tiny, tmp_path / "skip", skip=True)
+    full_w, not_skipped = _train_two_steps(tiny, tmp_path / "full", skip=False)
+    assert skipped == [0.0, 1.0] and not_skipped == [0.0, 0.0]  # only the flat step, and only when asked
+    assert all(torch.equal(skipped_w[k], full_w[k]) for k in full_w)  # bit for bit the weights of the full passes
+    assert any(not torch.equal(skipped_w[k], start[k]) for k in start)  # and the steps did move them

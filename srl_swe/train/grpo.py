@@ -6,8 +6,9 @@ count in the normaliser and shrink the step of every other group. Dynamic sampli
 drops such groups and generates for further prompts until the batch holds only informative groups, within
 ``max_tries`` refills; a batch that cannot be filled is topped up with dropped groups (counted in the logs).
 
-Only the batch assembly changes: generation, scoring and the loss are TRL's own. (One more change, of cost
-only: on CPU the completion log-probs skip the prompt positions, see :mod:`srl_swe.train.logps`.) Groups from different
+Only the batch assembly changes: generation, scoring and the loss are TRL's own. (Two more changes, of cost
+only: on CPU the completion log-probs skip the prompt positions, see :mod:`srl_swe.train.logps`; and a
+micro-batch whose advantages are all 0, which moves no weight, skips its forward and backward passes.) Groups from different
 generation rounds are merged by re-padding (prompts on the left, completions on the right), and
 ``num_items_in_batch`` is recomputed over the merged batch. Advantages stay per group, which requires
 ``scale_rewards="group"`` (or ``"none"``).
@@ -88,9 +89,13 @@ def local_slice(batch: dict[str, Any], rank: int, rows: int) -> dict[str, Any]:
 class SRLGRPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` plus dynamic sampling (``dynamic_sampling_eps=None`` turns it off)."""
 
+    #: TRL 1.x losses whose every token term is a multiple of its advantage: a zero advantage, a zero term
+    ADVANTAGE_LINEAR_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo", "cispo", "sapo")
+
     def __init__(self, *args: Any, dynamic_sampling_eps: float | None = 0.0, dynamic_sampling_max_tries: int = 4,
-                 dynamic_sampling_seed: int = 0, **kwargs: Any):
+                 dynamic_sampling_seed: int = 0, skip_zero_advantage: bool = True, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.skip_zero_advantage = skip_zero_advantage
         self.dynamic_sampling_eps = dynamic_sampling_eps
         self.dynamic_sampling_max_tries = dynamic_sampling_max_tries
         self._refill_rng = torch.Generator().manual_seed(dynamic_sampling_seed)
@@ -99,6 +104,27 @@ class SRLGRPOTrainer(GRPOTrainer):
         if dynamic_sampling_eps is not None and self.scale_rewards not in ("group", "none"):
             raise ValueError(f"dynamic sampling needs per-group advantages (scale_rewards='group' or 'none'), "
                              f"got {self.scale_rewards!r}")
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """TRL's loss, except for a micro-batch whose loss is 0 with a zero gradient whatever the weights: then
+        no forward or backward pass is run, only a zero gradient is left (:func:`zero_loss`). Small models start
+        with many such batches (every reward -1: a group with no well-formed output, which dynamic sampling could
+        not replace), and the two passes are half of a GRPO step on CPU (benchmarks/results/grpo_step.md)."""
+        if model.training:
+            skip = self._zero_gradient(inputs)
+            self._metrics["train"]["zero_advantage/skipped_fraction"].append(float(skip))
+            if skip:
+                return zero_loss(model)
+        return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                    num_items_in_batch=num_items_in_batch)
+
+    def _zero_gradient(self, inputs: dict[str, Any]) -> bool:
+        """Every advantage of the micro-batch is 0 and nothing else enters the loss (no KL term, entropy bonus or
+        router loss), under a loss linear in the advantages. One process only: under DDP, FSDP or DeepSpeed each
+        process's backward joins collective operations that a skipped one would leave waiting."""
+        return (self.skip_zero_advantage and self.accelerator.num_processes == 1 and self.beta == 0.0
+                and not getattr(self, "_entropy_bonus_enabled", False) and not getattr(self, "aux_loss_enabled", False)
+                and self.loss_type in self.ADVANTAGE_LINEAR_LOSSES and bool((inputs["advantages"] == 0).all()))
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
                                            compute_entropy=False, compute_aux_loss=False, **kwargs):
@@ -197,3 +223,10 @@ class SRLGRPOTrainer(GRPOTrainer):
         metrics["dynamic_sampling/unfilled_groups"].append(float(max(unfilled, 0)))
         merged = merge_groups(kept, self.processing_class.pad_token_id)
         return local_slice(merged, self.accelerator.process_index, len(inputs)) if procs > 1 else merged
+
+
+def zero_loss(model: Any) -> torch.Tensor:
+    """A loss of 0 whose backward gives every trainable weight a zero gradient, as the skipped passes would have:
+    the optimizer then steps as it would have (AdamW's momentum and weight decay act on a zero gradient, and do
+    nothing on a weight without one)."""
+    return torch.stack([p.reshape(-1)[0] for p in model.parameters() if p.requires_grad]).sum() * 0.0
