@@ -69,6 +69,15 @@ def test_env_is_added_to_os_environ(repo: Path):
         assert runtime.execute("echo $SRL_TEST_VAR; test -n \"$PATH\" && echo has-path").output == "xyz\nhas-path\n"
 
 
+def test_the_hosts_pytest_settings_do_not_reach_the_task(repo: Path, monkeypatch):
+    # e.g. PYTEST_ADDOPTS=--durations=80 once changed a graded test run's output (and -x would change its result)
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-x --durations=80")
+    monkeypatch.setenv("PYTEST_PLUGINS", "some_plugin")
+    with LocalRuntime(repo, env={"SRL_TEST_VAR": "xyz"}) as runtime:
+        out = runtime.execute("env | grep -c '^PYTEST_'; echo $SRL_TEST_VAR").output
+    assert out == "0\nxyz\n"
+
+
 def test_files_round_trip_and_missing(rt: LocalRuntime):
     text = "naïve — 日本語 ✓\nline2\n"
     rt.write_file("new/deep/dir/file.txt", text)

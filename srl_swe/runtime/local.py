@@ -1,9 +1,9 @@
 """The ``local`` runtime: a temporary copy of the repository and host subprocesses, for machines without Docker.
 
 What it does: copies ``repo_dir`` (including ``.git``) into a fresh temporary directory; runs each command
-with ``bash -c`` in that copy, in its own session, with ``os.environ`` plus the given ``env``; on a timeout
-SIGKILLs the command's whole process group; caps the output kept in memory; ``close()`` kills what the
-commands left running in their process groups and deletes the copy.
+with ``bash -c`` in that copy, in its own session, with ``os.environ`` (less ``PYTEST_*``) plus the given
+``env``; on a timeout SIGKILLs the command's whole process group; caps the output kept in memory; ``close()``
+kills what the commands left running in their process groups and deletes the copy.
 
 A process killed with SIGKILL runs no ``close()``. The copy's folder name therefore carries its owner
 (``srl-swe-local-HOST-PID-XXXXXXXX``, HOST including the pid namespace), and creating a runtime (or
@@ -99,7 +99,10 @@ class LocalRuntime:
             raise SandboxError(f"local runtime: repository folder {src} does not exist")
         self.timeout = timeout
         self.max_output = max_output
-        self.env = {**os.environ, **(env or {})}
+        # The host's pytest settings stay out (PYTEST_ADDOPTS=-x or --durations, PYTEST_PLUGINS, the name of the
+        # test running srl-swe): they would change how a task's tests run and what they print, which is graded.
+        host = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        self.env = {**host, **(env or {})}
         cleanup_stale_copies()  # what SIGKILLed runs left; cheap (one scan of the temp folder)
         self._tmp = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{_host()}-{os.getpid()}-"))
         self.root = self._tmp / "testbed"
