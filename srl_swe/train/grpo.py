@@ -8,8 +8,8 @@ drops such groups and generates for further prompts until the batch holds only i
 
 Only the batch assembly changes: generation, scoring and the loss are TRL's own. (Two more changes, of cost
 only: on CPU the completion log-probs skip the prompt positions, see :mod:`srl_swe.train.logps`; and a
-micro-batch whose advantages are all 0, which moves no weight, skips its forward and backward passes.) Groups from different
-generation rounds are merged by re-padding (prompts on the left, completions on the right), and
+micro-batch whose advantages are all 0, which moves no weight, skips its forward and backward passes.) Groups
+from different generation rounds are merged by re-padding (prompts on the left, completions on the right), and
 ``num_items_in_batch`` is recomputed over the merged batch. Advantages stay per group, which requires
 ``scale_rewards="group"`` (or ``"none"``).
 
