@@ -114,8 +114,11 @@ def _owned_by(client, pid: int) -> list:
 
 @pytest.mark.parametrize(("sig", "mode"), [(signal.SIGINT, ""), (signal.SIGTERM, ""), (signal.SIGTERM, "chain")])
 def test_interrupted_run_leaves_no_container(image, docker_client, sig, mode):
+    # SIGINT at its default in the child, whatever this process inherited: a shell starts background jobs with
+    # SIGINT ignored, and a Python started so never raises KeyboardInterrupt (the child then ran to the end).
     child = subprocess.Popen([sys.executable, "-c", _CHILD, image, *([mode] if mode else [])],
-                             stdout=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         name = child.stdout.readline().strip()
         assert name.startswith("srl-swe-")

@@ -19,7 +19,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from srl_swe.train.run import is_main_process, train
 
     summary = train(cfg, resume=args.resume)
-    if not is_main_process():  # torchrun / accelerate launch: rank 0 reports and plots
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        # torchrun / accelerate launch: the group goes before the interpreter's teardown, where a gloo group
+        # once aborted a process after its work was done ("terminate called without an active exception")
+        dist.destroy_process_group()
+    if not is_main_process():  # rank 0 reports and plots
         return 0
     print(json.dumps(summary, indent=2))
     if not args.no_plot:

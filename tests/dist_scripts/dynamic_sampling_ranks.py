@@ -87,6 +87,9 @@ def main() -> None:
     (out_dir / f"train-{rank}.json").write_text(json.dumps({
         "global_step": trainer.state.global_step, "changed": changed, "logged": logged, "weights": weights,
         "world_size": trainer.accelerator.num_processes}))
+    # Gone before the interpreter's teardown: a gloo group left to it once aborted a rank at exit
+    # ("terminate called without an active exception") after the work was done.
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
