@@ -344,10 +344,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     res: dict[str, Any] = {"machine": machine_info(), "settings": settings, "methods": {}}
     if args.out.is_file() and not args.redo:
         old = json.loads(args.out.read_text())
-        if old.get("settings") == settings:  # the same run, continued: its machine record and date stay
-            res["methods"], res["machine"] = old.get("methods", {}), old.get("machine", res["machine"])
-            if "syntax_probe" in old:
-                res["syntax_probe"] = old["syntax_probe"]
+        if old.get("settings") != settings:  # another run's record: never overwritten unasked
+            keys = sorted(k for k in {*settings, *old.get("settings", {})}
+                          if settings.get(k) != old.get("settings", {}).get(k))
+            raise SystemExit(f"{args.out} holds a run with other settings ({', '.join(keys)}); continue it with "
+                             f"the same ones, or pass --redo to replace it, or another --out")
+        # the same run, continued: its machine record and date stay
+        res["methods"], res["machine"] = old.get("methods", {}), old.get("machine", res["machine"])
+        if "syntax_probe" in old:
+            res["syntax_probe"] = old["syntax_probe"]
     if args.probe_syntax and not set(args.probes) <= set(res.get("syntax_probe", {})):
         res["syntax_probe"] = syntax_probe(args, res.get("syntax_probe"))
         res["syntax_probe"]["date"] = machine_info()["date"]

@@ -106,3 +106,14 @@ def test_bad_probe_or_method_names_are_refused(tmp_path: Path):
     with pytest.raises(SystemExit, match=r"--methods: unknown \['ppo'\]"):
         main(["--budget-minutes", "1", "--methods", "srl,ppo", "--out", str(out)])
     assert not out.exists()  # refused before anything ran or was written
+
+
+def test_a_record_with_other_settings_is_not_overwritten(tmp_path: Path):
+    from bench_learning_swe import main
+
+    out = tmp_path / "x.json"
+    record = {"settings": {"model": "m", "tokens": 192, "tasks_dir": "/elsewhere"}, "methods": {"untrained": {}}}
+    out.write_text(json.dumps(record))
+    with pytest.raises(SystemExit, match=r"x.json holds a run with other settings \(.*tasks_dir.*tokens.*\)"):
+        main(["--budget-minutes", "1", "--methods", "untrained", "--tokens", "64", "--out", str(out)])
+    assert json.loads(out.read_text()) == record
