@@ -62,9 +62,8 @@ LONG = ["max_steps=100000", "save_steps=100000", "lr_scheduler_type=constant", "
 RECIPES: dict[str, list[tuple[Path, list[str]]]] = {
     "sft": [(SRL_CFG, ["mode=sft", "per_device_train_batch_size=4", "gradient_accumulation_steps=1"])],
     "srl": [(SRL_CFG, [])],
-    "rlvr": [(RLVR_CFG, [f"train_data={TASKS}", "runtime=docker", "exec_max_steps=4"])],
-    "srl_rlvr": [(SRL_CFG, []), (RLVR_CFG, [f"train_data={TASKS}", "runtime=docker", "exec_max_steps=4",
-                                            "mode=srl_then_rlvr"])],
+    "rlvr": [(RLVR_CFG, ["runtime=docker", "exec_max_steps=4"])],
+    "srl_rlvr": [(SRL_CFG, []), (RLVR_CFG, ["runtime=docker", "exec_max_steps=4", "mode=srl_then_rlvr"])],
 }
 CLAIMS = (("srl", ">", "sft"), ("srl_rlvr", ">=", "srl"), ("sft", ">", "untrained"), ("srl", ">", "untrained"),
           ("rlvr", ">", "untrained"), ("srl_rlvr", ">", "untrained"))
@@ -99,19 +98,17 @@ def settle_docker(timeout: float = 900) -> float | None:
     stage that started at once would spend part of its wall budget beside it. Under simple quotas (what
     scripts/start_dockerd.sh sets up where the kernel has them) or none, a removal costs next to nothing after
     the fact: 0.0, without waiting for the next commit."""
+    from srl_swe.runtime.sandbox import btrfs_quota_mode
+
     try:
         info = subprocess.run(["docker", "info", "-f", "{{.Driver}} {{.DockerRootDir}}"], capture_output=True,
                               text=True, timeout=60)
-        driver, _, root = info.stdout.strip().partition(" ")
-        if info.returncode or driver != "btrfs" or not shutil.which("btrfs"):
-            return None
-        show = subprocess.run(["btrfs", "filesystem", "show", root], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    uuid = next((line.split()[-1] for line in show.stdout.splitlines() if "uuid:" in line), "")
-    mode = Path(f"/sys/fs/btrfs/{uuid}/qgroups/mode")
-    if uuid and not (mode.exists() and mode.read_text().strip() == "qgroup"):
-        return 0.0
+    driver, _, root = info.stdout.strip().partition(" ")
+    mode = btrfs_quota_mode(root) if not info.returncode and driver == "btrfs" else None
+    if mode != "qgroup":
+        return None if mode is None else 0.0
     t0 = time.perf_counter()
     with contextlib.suppress(subprocess.TimeoutExpired):  # waited long enough: train beside what is left
         subprocess.run(["btrfs", "subvolume", "sync", root], capture_output=True, timeout=timeout)
@@ -128,7 +125,7 @@ def train(method: str, args: argparse.Namespace, mdir: Path) -> dict[str, Any]:
         if "mode=sft" in overrides and args.think == "prefill":  # SFT learns the whole reply, <think> block included
             think = ["require_think=true"]
         sets = [f"output_dir={sdir}", f"max_train_seconds={seconds:g}", f"syntax={args.syntax}", *think, *LONG,
-                f"max_completion_length={args.tokens}",
+                f"max_completion_length={args.tokens}", f"train_data={train_data(cfg, args.tasks_dir)}",
                 *overrides, *([f"init_checkpoint={start}"] if start else []), *args.sets.get(method, [])]
         if args.model:
             sets.append(f"model={args.model}")
@@ -148,6 +145,12 @@ def train(method: str, args: argparse.Namespace, mdir: Path) -> dict[str, Any]:
             "optimizer_steps": sum(s["optimizer_steps"] for s in out)}
 
 
+def train_data(cfg: Path, tasks_dir: Path) -> Path:
+    """What a stage trains on, from ``--tasks-dir``: RLVR the train split's tasks, SFT and SRL their experts'
+    trajectories (so the held-out split the agents are graded on is always the same set's)."""
+    return tasks_dir if cfg == RLVR_CFG else tasks_dir / "experts" / "train" / "trajectories.jsonl"
+
+
 def curve(run_dir: Path) -> dict[str, Any]:
     """Optimizer steps, training reward (GRPO) or loss (SFT) per step, from the run's metrics.jsonl."""
     recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -163,7 +166,8 @@ def step_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str, 
 
     from srl_swe.train.config import load_config
 
-    cfg = load_config(SRL_CFG, [f"syntax={args.syntax}", *THINK[args.think],
+    heldout = args.tasks_dir / "experts" / "heldout" / "trajectories.jsonl"
+    cfg = load_config(SRL_CFG, [f"syntax={args.syntax}", *THINK[args.think], f"eval_data={heldout}",
                                 f"eval_max_examples={args.step_examples}", f"step_eval_samples={args.samples}",
                                 *_common_sets(args)])
     res = evaluate(cfg, model, out_dir, args.backend)

@@ -78,6 +78,9 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path: Path, docker_client):
     # --tokens reaches SRL's rollouts and SFT's targets; RLVR keeps its multi-turn budget
     assert "max_completion_length=8" in stages[0]["overrides"]
     assert not any(o.startswith("max_completion_length=") for o in stages[1]["overrides"])
+    tasks = REPO / "trajectories" / "swe-tasks" / "toolz-1.2.0"  # --tasks-dir's default: every stage trains on it
+    assert f"train_data={tasks / 'experts' / 'train' / 'trajectories.jsonl'}" in stages[0]["overrides"]
+    assert f"train_data={tasks}" in stages[1]["overrides"]
     sft = res["methods"]["sft"]["train"]["stages"][0]["overrides"]
     assert "max_completion_length=8" in sft and "learning_rate=1e-4" in sft
     rollouts = (tmp_path / "runs" / "srl_rlvr" / "train1" / "rollouts.jsonl").read_text().splitlines()
@@ -95,6 +98,13 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path: Path, docker_client):
     assert probe["data"].endswith("experts/train/trajectories.jsonl")
     assert all(-1 <= probe[s]["greedy"]["mean_reward"] <= 1 for s in ("qwen", "xml", "qwen+prefill", "xml+prefill"))
     assert "Syntax probe" in md and "generate n=" not in again.stderr  # the rerun generates nothing
+
+
+def test_training_data_follows_tasks_dir(tmp_path: Path):
+    from bench_learning_swe import RLVR_CFG, SRL_CFG, train_data
+
+    assert train_data(SRL_CFG, tmp_path) == tmp_path / "experts" / "train" / "trajectories.jsonl"
+    assert train_data(RLVR_CFG, tmp_path) == tmp_path  # RLVR reads the folder's own train split
 
 
 def test_bad_probe_or_method_names_are_refused(tmp_path: Path):

@@ -19,23 +19,10 @@ from pathlib import Path
 import pytest
 
 from srl_swe.runtime.images import ensure_base_image
-from srl_swe.runtime.sandbox import quota_kind
+from srl_swe.runtime.sandbox import btrfs_quota_mode, quota_kind
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "start_dockerd.sh"
 KERNEL_SQUOTA = Path("/sys/fs/btrfs/features/simple_quota").exists()
-
-
-def btrfs_quota_mode(path: str | Path) -> str | None:
-    """The kernel's quota mode of the btrfs file system holding ``path``: "squota", "qgroup" or "none"; None
-    when ``path`` is not on btrfs here."""
-    if shutil.which("btrfs") is None:
-        return None
-    out = subprocess.run(["btrfs", "filesystem", "show", str(path)], capture_output=True, text=True).stdout
-    uuid = next((line.split()[-1] for line in out.splitlines() if "uuid:" in line), None)
-    if uuid is None:
-        return None
-    mode = Path(f"/sys/fs/btrfs/{uuid}/qgroups/mode")
-    return mode.read_text().strip() if mode.exists() else "none"
 
 
 def _needs_btrfs_root() -> None:

@@ -27,9 +27,12 @@ import dataclasses
 import json
 import logging
 import re
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -113,7 +116,7 @@ def quota_kind(client, image: str | None = None) -> str | None:
     quota mode (full or simple), so the first call on a daemon writes under and past a small quota in a
     throwaway container from ``image`` for each way of counting (:func:`_probe_quota`). The verdict is cached
     per daemon, in this process (by address) and in ``$SRL_SWE_CACHE/quota/`` (by daemon id; delete it after
-    changing the daemon's storage: scripts/start_dockerd.sh does when it switches the quota mode)."""
+    changing the daemon's storage: scripts/start_dockerd.sh does whenever it turns quotas on)."""
     address = _daemon_key(client)
     if address in _QUOTA_CACHE:
         return _QUOTA_CACHE[address]
@@ -145,6 +148,25 @@ def quota_kind(client, image: str | None = None) -> str | None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps({"driver": driver, "kind": _QUOTA_CACHE[address], "probe": _PROBE_VERSION}))
     return _QUOTA_CACHE[address]
+
+
+def btrfs_quota_mode(path: str | Path) -> str | None:
+    """The kernel's quota mode of the btrfs file system holding ``path`` (e.g. the daemon's data root):
+    "squota" (simple quotas), "qgroup" (full quota groups) or "none"; None when ``path`` is not on btrfs or
+    there is no ``btrfs`` tool to ask. Full quota groups cost the kernel seconds of a core per removed
+    container; benchmarks wait for that to settle, simple quotas need no wait."""
+    if shutil.which("btrfs") is None:
+        return None
+    try:
+        out = subprocess.run(["btrfs", "filesystem", "show", str(path)], capture_output=True, text=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    uuid = next((line.split()[-1] for line in out.splitlines() if "uuid:" in line), None)
+    if uuid is None:
+        return None
+    mode = Path(f"/sys/fs/btrfs/{uuid}/qgroups/mode")
+    return mode.read_text().strip() if mode.exists() else "none"
 
 
 def quota_size(image_size: int, kind: str, disk: int) -> int:
