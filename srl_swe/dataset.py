@@ -8,21 +8,31 @@ a keyword argument (``expert_action``, ``syntax``, ...), which :class:`srl_swe.r
 SFT rows add ``completion``, the expert's step as the SRL policy must write it.
 The build is deterministic: same input and options give the same rows in the same order and the same
 dataset fingerprint (a hash of the rows).
+
+At the paper's scale (5k trajectories, 100k+ step examples) neither the trajectories nor the rows fit in memory
+as Python objects, and one Arrow array of every prompt overflows Arrow's 2 GB string offsets. So a build
+streams (:func:`write_step_dataset`): a first pass over the files gathers what every row shares (each task
+kind's system prompt, from the tools the whole set uses: :class:`ToolSignatures`), a second pass turns one file
+at a time into rows that go to an Arrow file in batches, memory-mapped afterwards. The rows, their order and
+the fingerprint are those of building the whole set in memory (:func:`step_rows` over
+:func:`~srl_swe.trajectories.load_trajectories`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from srl_swe.schema import Trajectory
-from srl_swe.steps import PromptBuilder, StepConfig, StepExample
-from srl_swe.trajectories import LoadResult
+from srl_swe.schema import Step, Task, ToolCall, Trajectory
+from srl_swe.steps import PromptBuilder, StepConfig, StepExample, check_expressible
+from srl_swe.tasks import TASKS
+from srl_swe.trajectories import Keep, LoadResult, Skipped, iter_files, summarize
 
 COLUMNS = ("example_id", "task_id", "step_index", "num_steps", "prompt", "expert_action", "expert_tool",
            "expert_arguments", "syntax", "kind", "source_format", "answer")
@@ -54,9 +64,10 @@ def example_row(ex: StepExample, completion_thought: str | None = None) -> dict[
 
 
 def step_rows(trajectories: Sequence[Trajectory], cfg: StepConfig, *, with_completion: bool = False,
-              progress: bool = False) -> list[dict[str, Any]]:
-    """One row per step of every trajectory, in order (:func:`example_row`); ``with_completion`` for SFT."""
-    builder = PromptBuilder(trajectories, cfg)
+              progress: bool = False, system: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per step of every trajectory, in order (:func:`example_row`); ``with_completion`` for SFT;
+    ``system``: the kinds' system prompts made over a larger set (:class:`ToolSignatures`)."""
+    builder = PromptBuilder(trajectories, cfg, system=system)
     rows = []
     for i, t in enumerate(tqdm(trajectories, desc="step examples", unit="traj", disable=not progress)):
         for k, step in enumerate(t.steps):
@@ -65,34 +76,171 @@ def step_rows(trajectories: Sequence[Trajectory], cfg: StepConfig, *, with_compl
     return rows
 
 
-def build_dataset(loaded: LoadResult, cfg: StepConfig, progress: bool = True):
+#: Rows per Arrow record batch: small enough that no batch's strings come near Arrow's 2 GB offsets (a row's
+#: prompt is at most a few hundred kB), large enough that the per-batch cost does not show.
+WRITER_BATCH = 256
+
+
+def features(with_completion: bool = False):
+    """The rows' Arrow types, fixed rather than inferred per batch (what ``Dataset.from_list`` infers)."""
+    import datasets
+
+    chat = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
+    types = {c: datasets.Value("int64") if c in ("step_index", "num_steps") else datasets.Value("string")
+             for c in COLUMNS}
+    types["prompt"] = chat
+    if with_completion:
+        types["completion"] = chat
+    return datasets.Features(types)
+
+
+class ToolSignatures:
+    """Per task kind, the distinct (action name, argument names) of a data set's steps in first-seen order, kept
+    as one stripped trajectory: all a kind's system prompt reads (``TaskKind.system_prompt``), so the prompt
+    of a set is known after one pass that holds none of it."""
+
+    def __init__(self) -> None:
+        self._steps: dict[str, dict[tuple[str, tuple[str, ...]], Step]] = {}
+
+    def add(self, t: Trajectory) -> None:
+        seen = self._steps.setdefault(t.kind, {})
+        for step in t.steps:
+            names = tuple(k for k, _ in step.action.arguments)
+            if (step.action.name, names) not in seen:
+                seen[step.action.name, names] = Step(ToolCall(step.action.name, tuple((k, "") for k in names)))
+
+    def system_prompts(self, cfg: StepConfig) -> dict[str, str]:
+        out = {}
+        for kind, steps in self._steps.items():
+            task = TASKS.get(kind)
+            stripped = Trajectory(Task(f"{kind}-tools", ""), tuple(steps.values()), "tools", "", kind=kind)
+            out[kind] = task.system_prompt([stripped], task.step_syntax(cfg.syntax))
+        return out
+
+
+@dataclass
+class StepScan:
+    """The first pass of a streaming build: what the rows share, and what the build reports."""
+
+    signatures: ToolSignatures = field(default_factory=ToolSignatures)
+    counts: list[tuple[str, int, bool | None]] = field(default_factory=list)  # per kept trajectory
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def trajectories(self) -> int:
+        return len(self.counts)
+
+    @property
+    def steps(self) -> int:
+        return sum(n for _, n, _ in self.counts)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        return summarize(self.counts, self.skipped)
+
+
+Select = Callable[[Trajectory], bool]
+
+
+def scan_steps(source: str | Path, cfg: StepConfig, *, keep: Keep = "resolved", select: Select | None = None,
+               progress: bool = False) -> StepScan:
+    """Pass 1: read every file once (one at a time), refuse a syntax that cannot write an action (before any
+    row is written), and gather the tools and the counts of the trajectories ``select`` takes."""
+    scan, left_out = StepScan(), []
+    for got in tqdm(iter_files(source, keep), desc="scan", unit="file", disable=not progress):
+        scan.skipped.extend(got.skipped)
+        left_out.extend(got.outcome_skipped)
+        taken = [t for t in got.trajectories if select is None or select(t)]
+        for kind in {t.kind for t in taken}:
+            check_expressible([t for t in taken if t.kind == kind], TASKS.get(kind).step_syntax(cfg.syntax))
+        for t in taken:
+            scan.signatures.add(t)
+            scan.counts.append((t.source_format, len(t.steps), t.resolved))
+    scan.skipped.extend(left_out)  # in load_trajectories' order: outcomes after every file's own problems
+    return scan
+
+
+def iter_step_rows(source: str | Path, cfg: StepConfig, scan: StepScan, *, keep: Keep = "resolved",
+                   select: Select | None = None, with_completion: bool = False,
+                   progress: bool = False) -> Iterator[dict[str, Any]]:
+    """Pass 2: the rows of :func:`step_rows` over the whole set, one file's trajectories in memory at a time."""
+    system = scan.signatures.system_prompts(cfg)
+    bar = tqdm(total=scan.steps, desc="step examples", unit="ex", disable=not progress)
+    for got in iter_files(source, keep):
+        taken = [t for t in got.trajectories if select is None or select(t)]
+        if taken:
+            rows = step_rows(taken, cfg, with_completion=with_completion, system=system)
+            bar.update(len(rows))
+            yield from rows
+    bar.close()
+
+
+def write_step_dataset(rows: Iterable[dict[str, Any]], path: Path, *, with_completion: bool = False):
+    """Write ``rows`` to the Arrow file ``path`` in record batches and return it as a memory-mapped
+    ``datasets.Dataset`` whose fingerprint is the hash of the rows (the same rows give the same one)."""
     try:
         import datasets
+        from datasets.arrow_writer import ArrowWriter
     except ImportError as e:
         raise ImportError("building a dataset needs the `datasets` package: pip install 'srl-swe[data]'") from e
+    digest, n = hashlib.sha256(), 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with ArrowWriter(features=features(with_completion), path=str(path), writer_batch_size=WRITER_BATCH) as w:
+        for row in rows:
+            digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+            w.write(row)
+            n += 1
+        w.finalize()
+    if not n:
+        raise ValueError("no step examples to write (every trajectory was skipped; see `srl-swe data inspect`)")
+    ds = datasets.Dataset.from_file(str(path))
+    return datasets.Dataset(ds.data, info=ds.info, fingerprint=digest.hexdigest()[:16])
+
+
+def save_dataset(source: str | Path, cfg: StepConfig, out: Path, *, keep: Keep = "resolved",
+                 progress: bool = True) -> dict[str, Any]:
+    """Write the step dataset of the trajectories under ``source`` to ``out`` (``datasets.load_from_disk``
+    reads it) plus ``build_info.json``, streaming (module docstring). Nothing is left in ``out`` on failure."""
+    import tempfile
+
+    scan = scan_steps(source, cfg, keep=keep, progress=progress)
+    if not scan.trajectories:
+        raise ValueError(f"no step examples to write from {source}: every trajectory was skipped "
+                         f"(see `srl-swe data inspect {source}`)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".build-", dir=out.parent) as tmp:
+        ds = write_step_dataset(iter_step_rows(source, cfg, scan, keep=keep, progress=progress),
+                                Path(tmp) / "rows.arrow")
+        staged = Path(tmp) / "dataset"
+        ds.save_to_disk(str(staged))
+        info = {
+            "examples": len(ds),
+            "trajectories": scan.trajectories,
+            "fingerprint": ds._fingerprint,
+            "config": {"syntax": cfg.syntax, "window": cfg.window, "max_observation_chars": cfg.max_observation_chars,
+                       "include_thoughts": cfg.include_thoughts},
+            "sources": scan.summary(),
+            "skipped": [{"source": s.source, "record": s.record, "reason": s.reason} for s in scan.skipped],
+        }
+        (staged / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
+        del ds
+        if out.exists():  # replaced only if it is an earlier build (or empty): never a folder of the user's
+            if any(out.iterdir()) and not (out / "build_info.json").is_file():
+                raise FileExistsError(f"{out} exists and holds something other than a dataset built by srl-swe: "
+                                      "give a new or empty folder")
+            out.rename(Path(tmp) / "old")  # deleted with the temporary folder, after the new one is in place
+        staged.rename(out)
+    return info
+
+
+def build_dataset(loaded: LoadResult, cfg: StepConfig, progress: bool = True):
+    """The step dataset of trajectories already in memory (small sets and tests; the CLI streams)."""
+    import datasets
+
     rows = step_rows(loaded.trajectories, cfg, progress=progress)
     if not rows:
         raise ValueError("no step examples to write (every trajectory was skipped; see `srl-swe data inspect`)")
     digest = hashlib.sha256()
     for row in rows:
         digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
-    ds = datasets.Dataset.from_list(rows)
+    ds = datasets.Dataset.from_list(rows, features=features())
     return datasets.Dataset(ds.data, info=ds.info, fingerprint=digest.hexdigest()[:16])
-
-
-def save_dataset(loaded: LoadResult, cfg: StepConfig, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Write the dataset to ``out`` (``datasets.load_from_disk`` reads it) plus ``build_info.json``."""
-    ds = build_dataset(loaded, cfg, progress)
-    out.mkdir(parents=True, exist_ok=True)
-    ds.save_to_disk(str(out))
-    info = {
-        "examples": len(ds),
-        "trajectories": len(loaded.trajectories),
-        "fingerprint": ds._fingerprint,
-        "config": {"syntax": cfg.syntax, "window": cfg.window, "max_observation_chars": cfg.max_observation_chars,
-                   "include_thoughts": cfg.include_thoughts},
-        "sources": loaded.summary(),
-        "skipped": [{"source": s.source, "record": s.record, "reason": s.reason} for s in loaded.skipped],
-    }
-    (out / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    return info

@@ -73,7 +73,10 @@ class PromptBuilder:
     """Prompts for a fixed set of trajectories, each built by its task kind (:mod:`srl_swe.tasks`); a kind's
     system prompt is made once over all of its trajectories (the SWE one lists the tools of the whole set)."""
 
-    def __init__(self, trajectories: Sequence[Trajectory], cfg: StepConfig | None = None):
+    def __init__(self, trajectories: Sequence[Trajectory], cfg: StepConfig | None = None,
+                 system: dict[str, str] | None = None):
+        """``system``: each kind's system prompt made ahead over a larger set than ``trajectories`` (a streaming
+        build gives one file's trajectories at a time; :class:`srl_swe.dataset.ToolSignatures`)."""
         self.trajectories = list(trajectories)
         self.cfg = cfg or StepConfig()
         self._kinds = [TASKS.get(t.kind) for t in self.trajectories]
@@ -83,8 +86,8 @@ class PromptBuilder:
         self._syntax = {name: TASKS.get(name).step_syntax(self.cfg.syntax) for name in by_kind}
         for name, trajs in by_kind.items():
             check_expressible(trajs, self._syntax[name])
-        self.system = {name: TASKS.get(name).system_prompt(trajs, self._syntax[name])
-                       for name, trajs in by_kind.items()}
+        self.system = {name: system[name] if system and name in system
+                       else TASKS.get(name).system_prompt(trajs, self._syntax[name]) for name, trajs in by_kind.items()}
         self._system_chatml = {text: chatml_segment(("system", text)) for text in self.system.values()}
         # Configs per kind (its syntax): the kind renders its turns and targets with them.
         self._cfgs = {name: StepConfig(syntax, self.cfg.window, self.cfg.max_observation_chars,

@@ -48,11 +48,10 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
 def cmd_data_build(args: argparse.Namespace) -> int:
     from srl_swe.dataset import save_dataset
     from srl_swe.steps import StepConfig
-    from srl_swe.trajectories import load_trajectories
 
     cfg = StepConfig(syntax=args.syntax, window=args.window, max_observation_chars=args.max_observation_chars,
                      include_thoughts=args.include_thoughts)
-    info = save_dataset(load_trajectories(args.src, keep=args.keep), cfg, Path(args.out), progress=not args.quiet)
+    info = save_dataset(args.src, cfg, Path(args.out), keep=args.keep, progress=not args.quiet)
     print(f"wrote {info['examples']} step examples from {info['trajectories']} trajectories to {args.out} "
           f"({len(info['skipped'])} skipped; details in {Path(args.out) / 'build_info.json'})")
     return 0

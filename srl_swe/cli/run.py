@@ -36,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 BENCHMARKS = ("core", "train", "learning", "swebench", "tasks", "grpo_step", "agent_batch", "learning_swe",
-              "docker_storage")
+              "docker_storage", "data_build")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

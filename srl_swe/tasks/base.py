@@ -70,7 +70,9 @@ class TaskKind:
 
     # -- prompts ------------------------------------------------------------------------------------------
     def system_prompt(self, trajectories: Sequence[Trajectory], syntax: str) -> str:
-        """The system prompt of a data set of this kind (the SWE one lists the tools the data uses)."""
+        """The system prompt of a data set of this kind (the SWE one lists the tools the data uses). It may read
+        only the steps' action names and argument names, in order: a streaming build passes stripped
+        trajectories that keep just those (:class:`srl_swe.dataset.ToolSignatures`)."""
         raise NotImplementedError
 
     def head(self, t: Trajectory, k: int, system: str, cfg: Any) -> tuple[tuple[Message, ...], int]:

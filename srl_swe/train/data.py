@@ -16,6 +16,8 @@ training.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -77,31 +79,65 @@ def problem_rows(trajs: list[Trajectory]) -> list[dict[str, Any]]:
 
 
 def build_datasets(cfg: Any, mode: str):
-    """``(train, eval)`` ``datasets.Dataset`` for ``mode`` (``eval`` is None without held-out data)."""
+    """``(train, eval)`` ``datasets.Dataset`` for ``mode`` (``eval`` is None without held-out data). Step rows
+    (SRL, SFT) are built streaming into ``<output_dir>/data/`` (:func:`step_datasets`)."""
     import datasets
 
-    if mode == "rlvr" and cfg.task == "swe":
+    if mode in ("srl", "sft"):
+        return step_datasets(cfg, with_completion=(mode == "sft"))
+    if cfg.task == "swe":
         from srl_swe.train.exec_env import exec_rows
 
         train, held = swe_split(cfg)
         make = exec_rows
-    elif mode == "rlvr":
-        train, held = load_split(cfg)
-        make = problem_rows
     else:
         train, held = load_split(cfg)
-        scfg = step_config(cfg)
-        make = lambda ts: step_rows(ts, scfg, with_completion=(mode == "sft"))  # noqa: E731
+        make = problem_rows
     train_rows = make(train)
     if not train_rows:
         raise ValueError(f"no training rows for mode {mode} (task {cfg.task})")
     eval_rows = make(held) if held else []
-    # With max_prompt_length the cut comes after the over-long prompts are skipped (run.fit_prompts), so the
-    # held-out examples are the first ones that fit, like the training examples.
     if cfg.eval_max_examples and eval_rows and not fits_prompts(cfg, mode):
         eval_rows = eval_rows[: cfg.eval_max_examples]
     to_ds = datasets.Dataset.from_list
     return to_ds(train_rows), (to_ds(eval_rows) if eval_rows else None)
+
+
+def step_datasets(cfg: Any, with_completion: bool):
+    """SRL's (and SFT's) step rows, the rows of :func:`step_rows` over :func:`load_split`'s trajectories, built
+    streaming (:func:`srl_swe.dataset.write_step_dataset`: two passes over the files, one file in memory at a
+    time) into memory-mapped Arrow files under ``<output_dir>/data/``, so a paper-scale set trains in bounded
+    memory. Each process of a multi-process run writes its own copy (``rank<N>``)."""
+    from srl_swe.dataset import iter_step_rows, scan_steps, write_step_dataset
+
+    scfg = step_config(cfg)
+    source = cfg.train_data or bundled(cfg.task)
+    own = lambda t: t.kind == cfg.task  # noqa: E731
+    if cfg.eval_data:
+        train_sel, held_src, held_sel = own, cfg.eval_data, own
+    elif cfg.eval_fraction > 0:
+        frac = cfg.eval_fraction
+        train_sel = lambda t: own(t) and not _held_out(t.id, frac)  # noqa: E731
+        held_src, held_sel = source, lambda t: own(t) and _held_out(t.id, frac)
+    else:
+        train_sel, held_src, held_sel = own, None, None
+    out = Path(cfg.output_dir) / "data"
+    rank = os.environ.get("RANK", "0")
+    made = []
+    for name, src, sel in (("train", source, train_sel), ("eval", held_src, held_sel)):
+        scan = scan_steps(src, scfg, keep=cfg.keep, select=sel) if src is not None else None
+        if name == "train" and not scan.trajectories:
+            raise ValueError(f"no {cfg.task} trajectories in {source} (see `srl-swe data inspect {source}`)")
+        if scan is None or not scan.trajectories:
+            made.append(None)
+            continue
+        rows = iter_step_rows(src, scfg, scan, keep=cfg.keep, select=sel, with_completion=with_completion)
+        # With max_prompt_length the cut comes after the over-long prompts are skipped (run.fit_prompts), so the
+        # held-out examples are the first ones that fit, like the training examples.
+        if name == "eval" and cfg.eval_max_examples and not fits_prompts(cfg, "sft" if with_completion else "srl"):
+            rows = itertools.islice(rows, cfg.eval_max_examples)
+        made.append(write_step_dataset(rows, out / f"{name}-rank{rank}.arrow", with_completion=with_completion))
+    return made[0], made[1]
 
 
 def fits_prompts(cfg: Any, mode: str) -> bool:

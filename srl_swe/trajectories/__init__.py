@@ -12,7 +12,7 @@ regular (a FIFO, a device, a dangling link: refused by type, never opened) and f
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -23,8 +23,8 @@ from srl_swe.schema import Trajectory
 from srl_swe.trajectories.io import iter_jsonl, read_json
 from srl_swe.trajectories.reports import is_report_path, read_report, reports_near
 
-__all__ = ["FORMATS", "KEEP_CHOICES", "SUFFIXES", "LoadResult", "Skipped", "TrajectoryFormat", "load_file",
-           "load_trajectories"]
+__all__ = ["FORMATS", "KEEP_CHOICES", "SUFFIXES", "FileLoad", "Keep", "LoadResult", "Skipped", "TrajectoryFormat",
+           "iter_files", "load_file", "load_trajectories", "summarize"]
 
 Keep = Literal["resolved", "resolved_or_unknown", "all"]
 KEEP_CHOICES = ("resolved", "resolved_or_unknown", "all")
@@ -71,18 +71,22 @@ class LoadResult:
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per source format: trajectories kept, steps, outcomes, and skipped records by reason."""
-        out: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"trajectories": 0, "steps": 0, "resolved": 0, "unresolved": 0, "unknown": 0,
-                     "skipped": Counter()}
-        )
-        for t in self.trajectories:
-            row = out[t.source_format]
-            row["trajectories"] += 1
-            row["steps"] += len(t.steps)
-            row[{True: "resolved", False: "unresolved", None: "unknown"}[t.resolved]] += 1
-        for s in self.skipped:
-            out[s.source_format]["skipped"][s.category] += 1
-        return {k: {**v, "skipped": dict(v["skipped"])} for k, v in sorted(out.items())}
+        return summarize(((t.source_format, len(t.steps), t.resolved) for t in self.trajectories), self.skipped)
+
+
+def summarize(counts: Iterable[tuple[str, int, bool | None]], skipped: Iterable[Skipped]) -> dict[str, dict[str, Any]]:
+    """:meth:`LoadResult.summary` from (source format, steps, resolved) per kept trajectory."""
+    out: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"trajectories": 0, "steps": 0, "resolved": 0, "unresolved": 0, "unknown": 0, "skipped": Counter()}
+    )
+    for fmt, steps, resolved in counts:
+        row = out[fmt]
+        row["trajectories"] += 1
+        row["steps"] += steps
+        row[{True: "resolved", False: "unresolved", None: "unknown"}[resolved]] += 1
+    for s in skipped:
+        out[s.source_format]["skipped"][s.category] += 1
+    return {k: {**v, "skipped": dict(v["skipped"])} for k, v in sorted(out.items())}
 
 
 def _stem(path: Path) -> str:
@@ -152,6 +156,63 @@ def _candidate_files(root: Path) -> list[Path]:
     )
 
 
+@dataclass
+class FileLoad:
+    """What one file gave: its trajectories kept by ``keep``, its records skipped as malformed (or the whole
+    file, as one entry), and the trajectories left out by their outcome."""
+
+    path: Path
+    trajectories: list[Trajectory]
+    skipped: list[Skipped]
+    outcome_skipped: list[Skipped]
+
+
+def iter_files(path: str | Path, keep: Keep = "resolved", reports: dict[str, bool] | None = None) -> Iterator[FileLoad]:
+    """:func:`load_trajectories` one file at a time, in the same order, holding one file's trajectories in
+    memory: what a streaming build reads (``srl-swe data build`` at the paper's 100k+ steps). The report files
+    under the folder are read first, so a trajectory's outcome is known when its file is."""
+    if keep not in KEEP_CHOICES:
+        raise ValueError(f"keep={keep!r}: choose one of {KEEP_CHOICES}")
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such file or directory (give a trajectory file or a folder of them)")
+    files = _candidate_files(root) if root.is_dir() else [root]
+    outcomes: dict[str, bool] = {}
+    report_errors: dict[Path, TrajectoryFormatError] = {}
+    for f in files:
+        if is_report_path(f):
+            try:
+                outcomes.update(read_report(f))
+            except TrajectoryFormatError as e:
+                if not root.is_dir():
+                    raise
+                report_errors[f] = e
+    outcomes.update(reports or {})
+    for f in files:
+        if is_report_path(f):
+            if f in report_errors:
+                yield FileLoad(f, [], [Skipped(str(f), None, str(report_errors[f]))], [])
+            continue
+        try:
+            trajs, skipped = load_file(f)
+        except TrajectoryFormatError as e:
+            if not root.is_dir():
+                raise
+            yield FileLoad(f, [], [Skipped(str(f), None, str(e))], [])
+            continue
+        kept, left = [], []
+        for t in trajs:
+            resolved = _outcome(t, f, outcomes)
+            t = t.with_outcome(resolved) if resolved is not t.resolved else t
+            if keep == "all" or t.resolved is True or (keep == "resolved_or_unknown" and t.resolved is None):
+                kept.append(t)
+            else:
+                state = "unresolved" if t.resolved is False else "unknown"
+                left.append(Skipped(t.source, t.id, f"outcome {state}; pass keep='all' to include it",
+                                    f"outcome {state}", t.source_format))
+        yield FileLoad(f, kept, skipped, left)
+
+
 def load_trajectories(
     path: str | Path, keep: Keep = "resolved", reports: dict[str, bool] | None = None
 ) -> LoadResult:
@@ -160,38 +221,13 @@ def load_trajectories(
     ``keep``: ``"resolved"`` (default: only trajectories known to be resolved), ``"resolved_or_unknown"``
     or ``"all"``. ``reports`` maps instance ids to resolved flags and overrides what files say.
     """
-    if keep not in KEEP_CHOICES:
-        raise ValueError(f"keep={keep!r}: choose one of {KEEP_CHOICES}")
-    root = Path(path)
-    if not root.exists():
-        raise FileNotFoundError(f"{root}: no such file or directory (give a trajectory file or a folder of them)")
     result = LoadResult()
-    outcomes: dict[str, bool] = {}
-    files = _candidate_files(root) if root.is_dir() else [root]
-    loaded: list[tuple[Path, Trajectory]] = []
-    for f in files:
-        try:
-            if is_report_path(f):
-                outcomes.update(read_report(f))
-                continue
-            trajs, skipped = load_file(f)
-        except TrajectoryFormatError as e:
-            if not root.is_dir():
-                raise
-            result.skipped.append(Skipped(str(f), None, str(e)))
-            continue
-        result.skipped.extend(skipped)
-        loaded.extend((f, t) for t in trajs)
-    outcomes.update(reports or {})
-    for f, t in loaded:
-        resolved = _outcome(t, f, outcomes)
-        t = t.with_outcome(resolved) if resolved is not t.resolved else t
-        if keep == "all" or t.resolved is True or (keep == "resolved_or_unknown" and t.resolved is None):
-            result.trajectories.append(t)
-        else:
-            state = "unresolved" if t.resolved is False else "unknown"
-            result.skipped.append(Skipped(t.source, t.id, f"outcome {state}; pass keep='all' to include it",
-                                          f"outcome {state}", t.source_format))
+    left_out: list[Skipped] = []
+    for got in iter_files(path, keep, reports):
+        result.trajectories.extend(got.trajectories)
+        result.skipped.extend(got.skipped)
+        left_out.extend(got.outcome_skipped)
+    result.skipped.extend(left_out)  # after every file's own problems, as the outcomes are known last
     return result
 
 
