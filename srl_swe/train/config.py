@@ -193,9 +193,12 @@ class SRLKeys:
             value = getattr(self, key)
             if self.exec_rlvr and "data" in key and value is not None and names_hub_dataset(value):
                 continue  # SWE-bench instances may come from the hub (loaded, and checked, before the model)
+            if "data" in key and isinstance(value, str) and value.startswith("hf:"):
+                continue  # a Hugging Face dataset of trajectories (srl_swe.trajectories.tabular), opened when read
             if value is not None and not Path(value).expanduser().exists():
                 raise ConfigError("TrainConfig", key, "no such file or directory", value,
-                                  "an existing path" + (", or shared:REL under $SRL_SWE_DATA" if "data" in key else ""))
+                                  "an existing path" + (", shared:REL under $SRL_SWE_DATA, or hf:NAME[:CONFIG]:SPLIT"
+                                                        if "data" in key else ""))
 
     # -- serialisation --------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

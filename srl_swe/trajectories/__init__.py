@@ -22,13 +22,14 @@ from srl_swe.registry import Registry
 from srl_swe.schema import Trajectory
 from srl_swe.trajectories.io import iter_jsonl, read_json
 from srl_swe.trajectories.reports import is_report_path, read_report, reports_near
+from srl_swe.trajectories.tabular import TABULAR_SUFFIXES, is_hub, is_tabular, iter_hub, iter_table
 
 __all__ = ["FORMATS", "KEEP_CHOICES", "SUFFIXES", "FileLoad", "Keep", "LoadResult", "Skipped", "TrajectoryFormat",
            "iter_files", "load_file", "load_trajectories", "summarize"]
 
 Keep = Literal["resolved", "resolved_or_unknown", "all"]
 KEEP_CHOICES = ("resolved", "resolved_or_unknown", "all")
-SUFFIXES = (".json", ".jsonl", ".traj")
+SUFFIXES = (".json", ".jsonl", ".traj", *TABULAR_SUFFIXES)
 
 
 class TrajectoryFormat(Protocol):
@@ -119,6 +120,14 @@ def load_file(path: str | Path) -> tuple[list[Trajectory], list[Skipped]]:
     record_formats = [f for f in formats if f.RECORDS]
     trajs: list[Trajectory] = []
     skipped: list[Skipped] = []
+    if is_tabular(path):
+        for batch in iter_table(path):
+            got, bad = _load_records(batch, source, stem, record_formats, "row")
+            trajs.extend(got)
+            skipped.extend(bad)
+        if not trajs and skipped:
+            raise TrajectoryFormatError(source, "at least one readable row", got=skipped[0].reason)
+        return trajs, skipped
     if path.suffix == ".jsonl":
         records: Iterable[tuple[Any, Any]] = iter_jsonl(path)
     else:
@@ -134,16 +143,25 @@ def load_file(path: str | Path) -> tuple[list[Trajectory], list[Skipped]]:
         if not isinstance(obj, list):
             raise TrajectoryFormatError(source, "a JSON object or list of records", got=type(obj).__name__)
         records = enumerate(obj)
+    trajs, skipped = _load_records(records, source, stem, record_formats, "line" if path.suffix == ".jsonl" else "")
+    if not trajs and skipped:
+        raise TrajectoryFormatError(source, "at least one readable record", got=skipped[0].reason)
+    return trajs, skipped
+
+
+def _load_records(records: Iterable[tuple[Any, Any]], source: str, stem: str, formats: Sequence[TrajectoryFormat],
+                  unit: str) -> tuple[list[Trajectory], list[Skipped]]:
+    """The trajectories of (index, record) pairs; a bad record (or a read error in its place) is skipped."""
+    trajs: list[Trajectory] = []
+    skipped: list[Skipped] = []
     for index, obj in records:
-        label = f"line {index}" if path.suffix == ".jsonl" else str(index)
+        label = f"{unit} {index}" if unit else str(index)
         try:
             if isinstance(obj, TrajectoryFormatError):
                 raise obj
-            trajs.append(_load_record(obj, source, label, f"{stem}-{index}", record_formats))
+            trajs.append(_load_record(obj, source, label, f"{stem}-{index}", formats))
         except TrajectoryFormatError as e:
             skipped.append(Skipped(source, label, str(e)))
-    if not trajs and skipped:
-        raise TrajectoryFormatError(source, "at least one readable record", got=skipped[0].reason)
     return trajs, skipped
 
 
@@ -173,9 +191,13 @@ def iter_files(path: str | Path, keep: Keep = "resolved", reports: dict[str, boo
     under the folder are read first, so a trajectory's outcome is known when its file is."""
     if keep not in KEEP_CHOICES:
         raise ValueError(f"keep={keep!r}: choose one of {KEEP_CHOICES}")
+    if is_hub(path):  # a Hugging Face dataset: its rows, in batches; outcomes come from its own columns
+        yield from _table_loads(str(path), None, iter_hub(str(path)), dict(reports or {}), keep, whole=True)
+        return
     root = Path(path)
     if not root.exists():
-        raise FileNotFoundError(f"{root}: no such file or directory (give a trajectory file or a folder of them)")
+        raise FileNotFoundError(f"{root}: no such file or directory (give a trajectory file or a folder of them, "
+                                "or hf:NAME[:CONFIG]:SPLIT for a Hugging Face dataset)")
     files = _candidate_files(root) if root.is_dir() else [root]
     outcomes: dict[str, bool] = {}
     report_errors: dict[Path, TrajectoryFormatError] = {}
@@ -194,29 +216,57 @@ def iter_files(path: str | Path, keep: Keep = "resolved", reports: dict[str, boo
                 yield FileLoad(f, [], [Skipped(str(f), None, str(report_errors[f]))], [])
             continue
         try:
+            if is_tabular(f):  # one batch of rows at a time, however large the table
+                yield from _table_loads(str(f), f, iter_table(f), outcomes, keep, whole=not root.is_dir())
+                continue
             trajs, skipped = load_file(f)
         except TrajectoryFormatError as e:
             if not root.is_dir():
                 raise
             yield FileLoad(f, [], [Skipped(str(f), None, str(e))], [])
             continue
-        kept, left = [], []
-        for t in trajs:
-            resolved = _outcome(t, f, outcomes)
-            t = t.with_outcome(resolved) if resolved is not t.resolved else t
-            if keep == "all" or t.resolved is True or (keep == "resolved_or_unknown" and t.resolved is None):
-                kept.append(t)
-            else:
-                state = "unresolved" if t.resolved is False else "unknown"
-                left.append(Skipped(t.source, t.id, f"outcome {state}; pass keep='all' to include it",
-                                    f"outcome {state}", t.source_format))
+        kept, left = _keep(trajs, f, outcomes, keep)
         yield FileLoad(f, kept, skipped, left)
+
+
+def _table_loads(source: str, f: Path | None, batches: Iterable[Any], outcomes: dict[str, bool], keep: Keep,
+                 whole: bool) -> Iterator[FileLoad]:
+    """A table's FileLoads, one per batch of rows; ``whole``: the table is the whole source, and one with no
+    readable row is an error (as a single file with no readable record is)."""
+    formats = [fmt for _, fmt in FORMATS.items() if fmt.RECORDS]
+    stem, read, first = (_stem(f) if f else source.removeprefix("hf:").replace("/", "__")), 0, None
+    for batch in batches:
+        trajs, skipped = _load_records(batch, source, stem, formats, "row")
+        read += len(trajs)
+        first = first or (skipped[0].reason if skipped else None)
+        kept, left = _keep(trajs, f, outcomes, keep)
+        yield FileLoad(f or Path(source), kept, skipped, left)
+    if whole and not read:
+        raise TrajectoryFormatError(source, "at least one readable row", got=first or "no rows")
+
+
+def _keep(trajs: list[Trajectory], f: Path | None, outcomes: dict[str, bool],
+          keep: Keep) -> tuple[list[Trajectory], list[Skipped]]:
+    """``trajs`` with their outcomes (reports first), split into those ``keep`` takes and those it leaves."""
+    kept, left = [], []
+    for t in trajs:
+        resolved = _outcome(t, f, outcomes)
+        t = t.with_outcome(resolved) if resolved is not t.resolved else t
+        if keep == "all" or t.resolved is True or (keep == "resolved_or_unknown" and t.resolved is None):
+            kept.append(t)
+        else:
+            state = "unresolved" if t.resolved is False else "unknown"
+            left.append(Skipped(t.source, t.id, f"outcome {state}; pass keep='all' to include it",
+                                f"outcome {state}", t.source_format))
+    return kept, left
 
 
 def load_trajectories(
     path: str | Path, keep: Keep = "resolved", reports: dict[str, bool] | None = None
 ) -> LoadResult:
-    """Load a trajectory file or every trajectory under a directory.
+    """Load a trajectory file, every trajectory under a directory (JSON, JSONL, ``.traj``, and tables: Parquet
+    and Arrow files whose rows are trajectories), or a Hugging Face dataset ``hf:NAME[:CONFIG]:SPLIT``
+    (:mod:`srl_swe.trajectories.tabular`). :func:`iter_files` gives the same, one file or batch at a time.
 
     ``keep``: ``"resolved"`` (default: only trajectories known to be resolved), ``"resolved_or_unknown"``
     or ``"all"``. ``reports`` maps instance ids to resolved flags and overrides what files say.
@@ -231,10 +281,10 @@ def load_trajectories(
     return result
 
 
-def _outcome(t: Trajectory, source: Path, outcomes: dict[str, bool]) -> bool | None:
+def _outcome(t: Trajectory, source: Path | None, outcomes: dict[str, bool]) -> bool | None:
     if t.id in outcomes:
         return outcomes[t.id]
-    for report in reports_near(source, t.id):
+    for report in reports_near(source, t.id) if source is not None else ():
         try:
             found = read_report(report)
         except TrajectoryFormatError:

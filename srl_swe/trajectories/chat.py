@@ -8,7 +8,8 @@ are skipped together with the environment's complaint that follows them, and cou
 expert actions.
 
 As a trajectory format (see :data:`srl_swe.trajectories.FORMATS`): a record ``{"messages": [...],
-"instance_id"?, "resolved"?, ...}``, one per JSONL line, in a JSON list, or a whole JSON file.
+"instance_id"?, "resolved"?, ...}``, one per JSONL line, in a JSON list, a whole JSON file, or a table row
+(``messages`` then often one JSON string).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from srl_swe.actions import extract_action, get_syntax, tool_call_from_json
 from srl_swe.errors import ActionParseError, TrajectoryFormatError
 from srl_swe.schema import Step, Task, ToolCall, Trajectory
-from srl_swe.trajectories.io import message_text, problem_from_task_message, require
+from srl_swe.trajectories.io import loads, message_text, problem_from_task_message, require
 
 _OBS_PREFIX = re.compile(r"\AOBSERVATION:\s*\n?")
 _THOUGHT_PREFIX = re.compile(r"\ATHOUGHT:\s*")
@@ -178,7 +179,10 @@ def detect(obj: Any) -> bool:
 
 
 def load(record: Any, source: str, index: str | int | None, default_id: str) -> Trajectory:
-    """One record ``{"messages": [...], "instance_id"?, "resolved"?, ...}``."""
+    """One record ``{"messages": [...], "instance_id"?, "resolved"?, ...}``; ``messages`` may be one JSON string
+    (how SWE-smith's and other published tables store them)."""
+    if isinstance(record, dict) and isinstance(record.get("messages"), str):
+        record = {**record, "messages": loads(record["messages"], source, index)}
     messages = require(record, "messages", list, source, index)
     walked = walk_messages(messages, source, index)
     fmt = {"xml": "swe-smith-chat", "tool_calls": "openai-chat"}.get(walked.syntax, f"{walked.syntax}-chat")
