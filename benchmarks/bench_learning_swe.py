@@ -48,12 +48,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, wilson, write_results
+from _learning_swe_report import METHODS, PROBES, claims, markdown
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = REPO / "trajectories" / "swe-tasks" / "toolz-1.2.0"
 SRL_CFG = REPO / "configs" / "cpu-srl-swe-smollm2.yaml"
 RLVR_CFG = REPO / "configs" / "cpu-rlvr-swe-smollm2.yaml"
-METHODS = ("untrained", "sft", "srl", "rlvr", "srl_rlvr")
 #: How a reply's <think> block is treated: "optional" (require_think: false, the block may be left out) or
 #: "prefill" (the prompt ends with "<think>\n" and the reply is scored in the paper's strict format).
 THINK = {"optional": ["require_think=false"], "prefill": ["require_think=true", "think_prefill=true"]}
@@ -65,10 +65,6 @@ RECIPES: dict[str, list[tuple[Path, list[str]]]] = {
     "rlvr": [(RLVR_CFG, ["runtime=docker", "exec_max_steps=4"])],
     "srl_rlvr": [(SRL_CFG, []), (RLVR_CFG, ["runtime=docker", "exec_max_steps=4", "mode=srl_then_rlvr"])],
 }
-CLAIMS = (("srl", ">", "sft"), ("srl_rlvr", ">=", "srl"), ("sft", ">", "untrained"), ("srl", ">", "untrained"),
-          ("rlvr", ">", "untrained"), ("srl_rlvr", ">", "untrained"))
-
-
 def srl_swe() -> list[str]:
     exe = Path(sys.executable).with_name("srl-swe")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "srl_swe.cli"]
@@ -203,8 +199,6 @@ def syntax_probe(args: argparse.Namespace, done: dict[str, Any] | None = None) -
     return out
 
 
-PROBES = ("qwen", "xml", "qwen+prefill", "xml+prefill")
-
 
 def agent_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str, Any]:
     cfg = yaml.safe_load(SRL_CFG.read_text())
@@ -224,70 +218,6 @@ def agent_eval(args: argparse.Namespace, model: str, out_dir: Path) -> dict[str,
             "mean_steps_to_submit": agent.get("mean_steps_to_submit"), "steps": agent.get("steps"),
             "exit_status_counts": agent.get("exit_status_counts"), "status_counts": res.get("status_counts"),
             "resolved_ids": sorted(i for i, v in res["instances"].items() if v["resolved"]), "wall_s": wall}
-
-
-def claims(methods: dict[str, Any]) -> list[dict[str, Any]]:
-    """The paper's claims on resolved rate; 'supported' only when the Wilson intervals do not overlap
-    (for >=, when the first is not clearly below the second)."""
-    out = []
-    for a, op, b in CLAIMS:
-        if a not in methods or b not in methods:
-            continue
-        ra, rb = methods[a]["agent"], methods[b]["agent"]
-        (alo, ahi), (blo, bhi) = ra["wilson95"], rb["wilson95"]
-        if op == ">":
-            verdict = "supported" if alo > bhi else "contradicted" if ahi < blo else "not distinguishable"
-        else:
-            verdict = "contradicted" if ahi < blo else "supported" if ra["resolved_rate"] >= rb["resolved_rate"] \
-                else "not distinguishable"
-        out.append({"claim": f"{a} {op} {b}", "a": ra["resolved_rate"], "b": rb["resolved_rate"], "verdict": verdict})
-    return out
-
-
-def _f(v: Any, pct: bool = False, nd: int = 3) -> str:
-    if v is None:
-        return "-"
-    return f"{100 * v:.0f}%" if pct else f"{v:.{nd}f}" if isinstance(v, float) else str(v)
-
-
-def markdown(res: dict[str, Any]) -> str:
-    s, m = res["settings"], res["machine"]
-    lines = [f"SWE learning benchmark: {s['model']}, {s['budget_minutes']:g} training wall-minutes per method on "
-             f"{m['cpu_count']} CPUs, syntax {s['syntax']}, <think> {s.get('think', 'optional')}, "
-             f"{s.get('tokens', 64)} tokens per reply; held-out toolz "
-             f"tasks (functions never trained on) as agents: {s['max_steps']} tool calls, greedy, {s['runtime']} "
-             f"sandboxes, graded by their tests ({s['backend']} generation). {m['date']}.", "",
-             "| method | opt. steps | train wall s | train CPU s | resolved | Wilson 95% | valid calls | submitted | "
-             "steps to submit | step reward greedy | sampled | format viol. |", "|---|---|---|---|---|---|---|---|---|"
-             "---|---|---|"]
-    for name in METHODS:
-        if name not in res["methods"]:
-            continue
-        r = res["methods"][name]
-        t, a, e = r.get("train") or {}, r["agent"], r["steps"]
-        lo, hi = a["wilson95"]
-        cells = [name, t.get("optimizer_steps", 0), f"{t.get('train_wall_s', 0):.0f}", f"{t.get('train_cpu_s', 0):.0f}",
-                 f"{a['resolved']}/{a['tasks']}", f"[{100 * lo:.0f}%, {100 * hi:.0f}%]",
-                 _f(a["valid_tool_call_rate"], True), _f(a["submitted_rate"], True),
-                 _f(a["mean_steps_to_submit"], nd=1), f"{_f(e['greedy']['mean_reward'])} ± {_f(e['greedy_se'])}",
-                 f"{_f((e['sampled'] or {}).get('mean_reward'))} ± {_f(e['sampled_se'])}",
-                 _f(e["greedy"]["format_violation_rate"], True)]
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
-    if probe := res.get("syntax_probe"):
-        lines += ["", f"Syntax probe, start model on {probe['examples']} train-split step prompts (not held-out): "
-                  + "; ".join(f"{syn}: greedy {probe[syn]['greedy']['mean_reward']:+.3f} ("
-                              f"{100 * probe[syn]['greedy']['format_violation_rate']:.0f}% broken), sampled "
-                              f"{(probe[syn].get('sampled') or {}).get('mean_reward', float('nan')):+.3f}"
-                              for syn in PROBES if syn in probe)]
-    lines += ["", "| claim (resolved rate) | a | b | verdict |", "|---|---|---|---|"]
-    lines += [f"| {c['claim']} | {_f(c['a'], True)} | {_f(c['b'], True)} | {c['verdict']} |"
-              for c in res.get("claims", [])]
-    for name, r in res["methods"].items():
-        for k, st in enumerate((r.get("train") or {}).get("stages", [])):
-            c = st["curve"]
-            lines.append(f"* {name} stage {k} ({st['config']}): {st['optimizer_steps']} steps, training "
-                         f"{st['curve_key']} {' '.join(f'{v:+.2f}' for v in c[:12])}{' ...' if len(c) > 12 else ''}")
-    return "\n".join(lines)
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, list[str]]:
@@ -328,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="first measure the start model's step reward in each syntax on train-split steps")
     ap.add_argument("--probes", default=",".join(PROBES), help=f"what --probe-syntax measures, of {', '.join(PROBES)}")
     ap.add_argument("--redo", action="store_true", help="run methods already in --out again")
+    ap.add_argument("--longer-agent", type=int, default=None, metavar="N",
+                    help="also run each method's final model as an agent with N tool calls per episode (kept under "
+                         "agent_longer; training and the main figures are not touched)")
     args = ap.parse_args(argv)
     args.sets = parse_sets(args.sets)
     args.probes = [p.strip() for p in args.probes.split(",") if p.strip()]
@@ -381,10 +314,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_results(args.out, res, markdown(res))
         print(f"[{method}] " + json.dumps({"resolved": entry["agent"]["resolved"], "tasks": entry["agent"]["tasks"],
                                            "greedy": entry["steps"]["greedy"]["mean_reward"]}), flush=True)
+    if args.longer_agent:
+        longer_agents(args, res, methods, settings["model"])
     res["claims"] = claims(res["methods"])
     write_results(args.out, res, markdown(res))
     print(markdown(res))
     return 0
+
+
+def longer_agents(args: argparse.Namespace, res: dict[str, Any], methods: list[str], start: str) -> None:
+    """The methods' final models as agents again with ``--longer-agent`` tool calls per episode: an episode
+    capped below the experts' own length (5-11 calls on the held-out toolz tasks) cannot end the way its
+    teacher did. Resumable per method like the rest."""
+    n = str(args.longer_agent)
+    for method in methods:
+        entry = res["methods"].get(method)
+        if entry is None or n in entry.get("agent_longer", {}):
+            continue
+        model = (entry.get("train") or {}).get("final_model") or start
+        longer = argparse.Namespace(**{**vars(args), "max_steps": args.longer_agent})
+        out_dir = args.run_dir / method / f"agent_steps{n}"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        entry.setdefault("agent_longer", {})[n] = agent_eval(longer, model, out_dir)
+        write_results(args.out, res, markdown(res))
+        print(f"[{method}] {n} tool calls: {entry['agent_longer'][n]['resolved']}/{entry['agent_longer'][n]['tasks']}",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,15 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path: Path, docker_client):
     assert probe["data"].endswith("experts/train/trajectories.jsonl")
     assert all(-1 <= probe[s]["greedy"]["mean_reward"] <= 1 for s in ("qwen", "xml", "qwen+prefill", "xml+prefill"))
     assert "Syntax probe" in md and "generate n=" not in again.stderr  # the rerun generates nothing
+    # a longer agent episode for one method: kept beside the main figures, which stay as they were
+    longer = [*cmd, "--longer-agent", "2"]
+    longer[longer.index("--methods") + 1] = "untrained"
+    third = subprocess.run(longer, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert third.returncode == 0, (third.stdout + third.stderr)[-4000:]
+    after = json.loads(out.read_text())["methods"]
+    extra = after["untrained"].pop("agent_longer")["2"]
+    assert after == res["methods"] and extra["tasks"] == 2 and 2 <= extra["steps"] <= 4
+    assert "with 2 tool calls per episode" in out.with_suffix(".md").read_text()
 
 
 def test_training_data_follows_tasks_dir(tmp_path: Path):
