@@ -22,9 +22,10 @@ def claims(methods: dict[str, Any]) -> list[dict[str, Any]]:
         (alo, ahi), (blo, bhi) = ra["wilson95"], rb["wilson95"]
         if op == ">":
             verdict = "supported" if alo > bhi else "contradicted" if ahi < blo else "not distinguishable"
-        else:
-            verdict = "contradicted" if ahi < blo else "supported" if ra["resolved_rate"] >= rb["resolved_rate"] \
-                else "not distinguishable"
+        elif ahi < blo:
+            verdict = "contradicted"
+        else:  # both 0 (or a below b within noise) says nothing of a non-inferiority claim
+            verdict = "supported" if ra["resolved_rate"] >= rb["resolved_rate"] > 0 else "not distinguishable"
         out.append({"claim": f"{a} {op} {b}", "a": ra["resolved_rate"], "b": rb["resolved_rate"], "verdict": verdict})
     return out
 

@@ -41,6 +41,10 @@ def test_claims_need_separated_intervals():
     assert verdicts == {"srl > sft": "supported", "srl_rlvr >= srl": "not distinguishable",
                         "sft > untrained": "not distinguishable", "srl > untrained": "supported",
                         "srl_rlvr > untrained": "supported"}
+    both_zero = claims({"srl": entry(0, 34), "srl_rlvr": entry(0, 34)})
+    assert [c["verdict"] for c in both_zero] == ["not distinguishable"]  # 0 >= 0 says nothing
+    ahead = claims({"srl": entry(5, 34), "srl_rlvr": entry(6, 34)})
+    assert [c["verdict"] for c in ahead] == ["supported"]
 
 
 @pytest.mark.slow
