@@ -10,55 +10,18 @@ apart. These tests start a second, private daemon (its own data root and socket)
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from private_dockerd import needs_btrfs_root as _needs_btrfs_root
+from private_dockerd import start as _start
+from private_dockerd import stop as _stop
 
 from srl_swe.runtime.images import ensure_base_image
 from srl_swe.runtime.sandbox import btrfs_quota_mode, quota_kind
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "start_dockerd.sh"
 KERNEL_SQUOTA = Path("/sys/fs/btrfs/features/simple_quota").exists()
-
-
-def _needs_btrfs_root() -> None:
-    reason = None
-    if os.geteuid() != 0:
-        reason = "starting a Docker daemon needs root"
-    elif shutil.which("dockerd") is None or shutil.which("mkfs.btrfs") is None:
-        reason = "no dockerd or mkfs.btrfs (scripts/start_dockerd.sh installs them)"
-    elif "btrfs" not in Path("/proc/filesystems").read_text():
-        reason = "this kernel has no btrfs"
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-def _start(env: dict[str, str]) -> str:
-    proc = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
-
-
-def _stop(root: Path) -> None:
-    pidfile = root / "dockerd.pid"
-    if not pidfile.exists():
-        return
-    pid = int(pidfile.read_text())
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""``srl-swe eval steps | math | swebench``: argparse flags adapted to the typed library calls of srl_swe.eval."""
+"""``srl-swe eval steps | math | swebench | merge``: argparse flags adapted to the typed calls of srl_swe.eval."""
 
 from __future__ import annotations
 
@@ -79,8 +79,28 @@ def cmd_eval_swebench(args: argparse.Namespace) -> int:
     opts = SWEBenchOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SWEBenchOptions)})
     out, summary = evaluate(opts)
     print(table(summary), end="")
-    print(f"wrote {out}/results.json, {PREDICTIONS}")
+    shard = f" (shard {opts.shard}: merge every shard's folder with `srl-swe eval merge`)" if opts.shard else ""
+    print(f"wrote {out}/results.json, {PREDICTIONS}{shard}")
     return 0
+
+
+def cmd_eval_merge(args: argparse.Namespace) -> int:
+    from srl_swe.eval.shards import MERGE_RECORD, merge
+    from srl_swe.eval.swebench import PREDICTIONS, table
+
+    out, summary = merge(args.shards, args.out, run_id=args.run_id)
+    print(table(summary), end="")
+    print(f"wrote {out}/results.json, {PREDICTIONS}, {MERGE_RECORD} ({len(args.shards)} shards)")
+    return 0
+
+
+def _shard(value: str):
+    from srl_swe.eval.shards import ShardError, parse_shard
+
+    try:
+        return parse_shard(value)
+    except ShardError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _add_swebench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,6 +149,12 @@ def _add_swebench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="agent mode: every reply starts with '<think>\\n' written by srl-swe (configs with "
                         "think_prefill: true); the model continues it")
     parser.add_argument("--timeout", type=int, default=1800, help="harness: test run timeout per instance")
+    parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                        help="only the I-th of N deterministic parts of the run (1 <= I <= N), e.g. one per machine; "
+                        "join the parts' folders with `srl-swe eval merge`")
+    parser.add_argument("--modal", action="store_true",
+                        help="the harness grades on Modal (its own backend; needs `modal` and ~/.modal.toml; "
+                        "untested here)")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -160,3 +186,8 @@ def add_commands(sub: Any) -> None:
     sw = ev.add_parser("swebench", help="SWE-bench: predictions (agent or oracle-file) graded by the harness")
     _add_swebench_arguments(sw)
     sw.set_defaults(func=cmd_eval_swebench)
+    mg = ev.add_parser("merge", help="one results.json from the shards of an `eval swebench --shard I/N` run")
+    mg.add_argument("shards", nargs="+", type=Path, help="the output folders of shards 1/N ... N/N")
+    mg.add_argument("-o", "--out", type=Path, required=True, help="folder for the merged run (not a shard's)")
+    mg.add_argument("--run-id", default=None, help="run id in the report (default: derived from --out, as a run's)")
+    mg.set_defaults(func=cmd_eval_merge)

@@ -17,7 +17,9 @@ Runs are resumable: ``predictions.jsonl`` is appended one line per finished inst
 a crash is repaired before the next append, see :mod:`srl_swe.eval.predictions`), a rerun skips the instances
 already in it, and the harness skips instances it has already graded for the same run id, so a
 rerun yields the same report. Everything lands in ``--out``: ``predictions.jsonl``, ``trajs/ID.json`` (agent
-messages), ``logs/`` (the harness's), ``results.json`` (resolved rate and per-instance status).
+messages), ``logs/`` (the harness's), ``results.json`` (resolved rate and per-instance status). ``--shard I/N``
+runs a deterministic part of the run and ``srl-swe eval merge`` joins the parts (:mod:`srl_swe.eval.shards`);
+``--modal`` grades with the harness's Modal backend (:mod:`srl_swe.swebench.modal_backend`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ from typing import Any
 from srl_swe.errors import SRLError
 from srl_swe.eval.predictions import PredictionLog
 from srl_swe.eval.predictors import BatchAgentPredictor, Predictor, make_predictor
+from srl_swe.eval.report import agent_stats as agent_stats  # re-exported: the report's functions lived here
+from srl_swe.eval.report import summarize
+from srl_swe.eval.report import table as table
+from srl_swe.eval.shards import Shard, select, settings
 from srl_swe.swebench.grading import default_grader
 from srl_swe.swebench.instance import SWEInstance
 from srl_swe.swebench.prediction import KEYS, Prediction, make_prediction, read_prediction
@@ -54,7 +60,8 @@ class SWEBenchOptions:
     ``max_seconds``, ``syntax``, ``window`` (``None`` or -1: the whole history), ``max_observation_chars`` and
     ``require_think`` / ``think_prefill`` (every reply starts with ``<think>\n``) are the agent mode's limits
     and prompt/format settings (those of the training config, for a trained model); ``timeout`` is the harness's
-    test-run timeout per instance."""
+    test-run timeout per instance. ``shard``: only that part of the run (:mod:`srl_swe.eval.shards`);
+    ``modal``: the harness grades on Modal instead of Docker (:mod:`srl_swe.swebench.modal_backend`)."""
 
     dataset: str | Path
     model: str | None = None
@@ -82,10 +89,17 @@ class SWEBenchOptions:
     think_prefill: bool = False
     timeout: int = 1800
     quiet: bool = False
+    shard: Shard | None = None
+    modal: bool = False
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^\w.-]+", "_", text.strip("/")) or "model"
+
+
+def run_id_for(out: Path) -> str:
+    """The harness run id of a run into ``out`` when none is given: the folder's name."""
+    return _slug(Path(out).resolve().name)
 
 
 def predict_all(instances: list[SWEInstance], predictor: Predictor | BatchAgentPredictor, out: Path,
@@ -142,15 +156,15 @@ def predict_all(instances: list[SWEInstance], predictor: Predictor | BatchAgentP
 
 # -- grading ----------------------------------------------------------------------------------------
 def grade(predictions: dict[str, Prediction], instances: list[SWEInstance], out: Path, *, grader: str,
-          runtime: str, run_id: str, workers: int = 1, timeout: int = 1800) -> dict[str, Any]:
-    """Verdicts for every prediction: ``harness`` runs swebench's ``run_evaluation`` on Docker, ``runtime``
-    grades in a fresh sandbox of ``runtime`` with the harness's own log parser and grading code."""
+          runtime: str, run_id: str, workers: int = 1, timeout: int = 1800, modal: bool = False) -> dict[str, Any]:
+    """Verdicts for every prediction: ``harness`` runs swebench's ``run_evaluation`` on Docker (on Modal with
+    ``modal``), ``runtime`` grades in a fresh sandbox of ``runtime`` with the harness's log parser and grading code."""
     from srl_swe.swebench import grading
 
     preds = list(predictions.values())
     if grader == "harness":
         return grading.grade_with_harness(preds, instances, run_id=run_id, workdir=out, max_workers=workers,
-                                          timeout=timeout)
+                                          timeout=timeout, modal=modal)
     if grader != "runtime":
         raise SRLError(f"--grader {grader!r}: choose harness or runtime")
     # Runtime grading is resumed from its own log: a verdict is kept while the patch it graded is unchanged.
@@ -174,65 +188,6 @@ def grade(predictions: dict[str, Prediction], instances: list[SWEInstance], out:
     return results
 
 
-def agent_stats(predictions: Sequence[Prediction]) -> dict[str, Any] | None:
-    """Agent-mode figures over the episodes that ran: the share of steps that were valid tool calls (the rest
-    broke the format), how episodes ended, and the mean steps of those that submitted. None without episodes."""
-    runs = [p.extra for p in predictions if isinstance(p.extra.get("steps"), int)]
-    if not runs:
-        return None
-    steps = sum(r["steps"] for r in runs)
-    submitted = [r["steps"] for r in runs if r.get("exit_status") == "submitted"]
-    exits: dict[str, int] = {}
-    for r in runs:
-        exits[str(r.get("exit_status"))] = exits.get(str(r.get("exit_status")), 0) + 1
-    return {"episodes": len(runs), "steps": steps,
-            "valid_tool_call_rate": sum(r.get("valid_steps", 0) for r in runs) / steps if steps else 0.0,
-            "submitted_rate": len(submitted) / len(runs),
-            "mean_steps_to_submit": sum(submitted) / len(submitted) if submitted else None,
-            "mean_steps": steps / len(runs), "exit_status_counts": dict(sorted(exits.items()))}
-
-
-def summarize(results: dict[str, Any], predictions: dict[str, Prediction],
-              load_errors: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:
-    per: dict[str, dict[str, Any]] = {}
-    for iid, err in load_errors.items():
-        per[iid] = {"status": "error", "resolved": False, "error": err}
-    for iid, res in results.items():
-        r = res.to_dict()
-        pred = predictions.get(iid)
-        per[iid] = {"status": r["status"], "resolved": bool(r["resolved"]), "error": r.get("error"),
-                    "exit_status": pred.exit_status if pred is not None else None,
-                    "prediction_error": pred.error if pred is not None else None}
-        if pred is not None and "steps" in pred.extra:
-            per[iid].update(steps=pred.extra["steps"], valid_steps=pred.extra.get("valid_steps"))
-    total = len(per)
-    resolved = sum(v["resolved"] for v in per.values())
-    counts: dict[str, int] = {}
-    for v in per.values():
-        counts[v["status"]] = counts.get(v["status"], 0) + 1
-    out = {**meta, "total": total, "resolved": resolved, "resolved_rate": resolved / total if total else 0.0,
-           "status_counts": dict(sorted(counts.items()))}
-    agent = agent_stats([p for iid, p in predictions.items() if iid in results])
-    if agent is not None:
-        out["agent"] = agent
-    return {**out, "instances": dict(sorted(per.items()))}
-
-
-def table(summary: dict[str, Any]) -> str:
-    lines = [f"{'instance':<48} {'status':<12} note", "-" * 80]
-    for iid, v in summary["instances"].items():
-        note = v.get("error") or v.get("prediction_error") or v.get("exit_status") or ""
-        lines.append(f"{iid:<48} {v['status']:<12} {str(note).splitlines()[0][:60] if note else ''}")
-    lines.append(f"resolved {summary['resolved']}/{summary['total']} = {100 * summary['resolved_rate']:.1f}%")
-    agent = summary.get("agent")
-    if agent:
-        to_submit = agent["mean_steps_to_submit"]
-        lines.append(f"agent: {agent['episodes']} episodes, {agent['steps']} steps, valid tool calls "
-                     f"{100 * agent['valid_tool_call_rate']:.1f}%, submitted {100 * agent['submitted_rate']:.1f}%, "
-                     f"mean steps to submit {'-' if to_submit is None else f'{to_submit:.1f}'}")
-    return "\n".join(lines) + "\n"
-
-
 # -- the run ----------------------------------------------------------------------------------------
 def _read_predictions(path: Path, load_errors: dict[str, str]) -> dict[str, Prediction]:
     """A predictions file to grade, as SWE-bench files come (``model_patch`` left out or null: an empty
@@ -251,10 +206,16 @@ def evaluate(opts: SWEBenchOptions) -> tuple[Path, dict[str, Any]]:
     if (opts.model is None) == (opts.predictions is None):
         raise SRLError("pass exactly one of --model (generate and grade) or --predictions (grade a file)")
     grader = opts.grader or default_grader(opts.runtime)
+    if opts.modal:
+        from srl_swe.swebench.modal_backend import require_modal
+
+        if grader != "harness":
+            raise SRLError("--modal grades through the harness: with --runtime local, add --grader harness")
+        require_modal()  # every reason it cannot run here, before any work
     from srl_swe.runtime.local import cleanup_stale_copies
 
     cleanup_stale_copies()  # repository copies of local runtimes that were SIGKILLed
-    if grader == "harness" or opts.runtime == "docker":
+    if opts.runtime == "docker" or (grader == "harness" and not opts.modal):
         from srl_swe.runtime.images import cleanup_stale, docker_client
 
         client = docker_client()  # one clear message (how to start Docker, or --runtime local) before any work
@@ -262,24 +223,30 @@ def evaluate(opts: SWEBenchOptions) -> tuple[Path, dict[str, Any]]:
     name = opts.model if opts.model is not None else Path(str(opts.predictions)).stem
     out = opts.out or Path("runs/eval/swebench") / _slug(name)
     out.mkdir(parents=True, exist_ok=True)
-    run_id = opts.run_id or _slug(out.resolve().name)
+    run_id = opts.run_id or run_id_for(out)
+    meta: dict[str, Any] = {"model": name, "dataset": str(opts.dataset), "mode": opts.mode, "runtime": opts.runtime,
+                            "grader": grader, "run_id": run_id}
     wanted_ids = list(opts.instances) if opts.instances else None
     instances, load_errors = load_instances(opts.dataset, instance_ids=wanted_ids, strict=False, split=opts.split)
     if opts.limit is not None:
         instances = instances[: max(opts.limit, 0)]
+    given = None
     if opts.predictions is not None:
-        predictions = _read_predictions(Path(opts.predictions), load_errors)
+        given = _read_predictions(Path(opts.predictions), load_errors)
         if wanted_ids:
-            predictions = {k: v for k, v in predictions.items() if k in set(wanted_ids)}
+            given = {k: v for k, v in given.items() if k in set(wanted_ids)}
+    if opts.shard is not None:  # this shard's part of everything the report could hold
+        instances, load_errors, given, meta["shard"] = select(opts.shard, instances, load_errors, given,
+                                                              settings(opts, grader))
+    if given is not None:
+        predictions = given
     else:
         predictions = predict_all(instances, make_predictor(opts), out, model_name=name, workers=opts.workers,
                                   progress=not opts.quiet)
         wanted = {i.instance_id for i in instances}
         predictions = {k: v for k, v in predictions.items() if k in wanted}
     results = grade(predictions, instances, out, grader=grader, runtime=opts.runtime, run_id=run_id,
-                    workers=opts.workers, timeout=opts.timeout)
-    meta = {"model": name, "dataset": str(opts.dataset), "mode": opts.mode, "runtime": opts.runtime,
-            "grader": grader, "run_id": run_id}
+                    workers=opts.workers, timeout=opts.timeout, modal=opts.modal)
     summary = summarize(results, predictions, load_errors, meta)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     return out, summary

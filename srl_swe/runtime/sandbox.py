@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -105,8 +106,10 @@ def image_user(attrs: dict) -> str | None:
 
 
 def _daemon_key(client) -> str:
-    # The daemon's address: known without a round trip, so a cached verdict costs nothing per container.
-    return str(getattr(client.api, "base_url", "")) or str(id(client))
+    # The daemon's address, known without a round trip; every unix socket's base_url is "http+docker://localhost".
+    adapter = getattr(client.api, "_custom_adapter", None)
+    where = getattr(adapter, "socket_path", None) or getattr(adapter, "ssh_host", None) or ""
+    return f"{getattr(client.api, 'base_url', '')}{where}" or str(id(client))
 
 
 def quota_kind(client, image: str | None = None) -> str | None:
@@ -115,8 +118,8 @@ def quota_kind(client, image: str | None = None) -> str | None:
     and ignores it when qgroups were enabled after the data existed, and counts the image in it or not by its
     quota mode (full or simple), so the first call on a daemon writes under and past a small quota in a
     throwaway container from ``image`` for each way of counting (:func:`_probe_quota`). The verdict is cached
-    per daemon, in this process (by address) and in ``$SRL_SWE_CACHE/quota/`` (by daemon id; delete it after
-    changing the daemon's storage: scripts/start_dockerd.sh does whenever it turns quotas on)."""
+    per daemon, in this process (by address) and in :func:`quota_cache_path` (delete it after changing the
+    daemon's storage: scripts/start_dockerd.sh does whenever it turns quotas on)."""
     address = _daemon_key(client)
     if address in _QUOTA_CACHE:
         return _QUOTA_CACHE[address]
@@ -127,12 +130,8 @@ def quota_kind(client, image: str | None = None) -> str | None:
     if driver == "overlay2" and backing != "xfs":
         kinds = ()  # overlay2 quotas need xfs with pquota; on ext4 the daemon refuses the option
     if not kinds:
-        _QUOTA_CACHE[address] = None
-        return None
-    from srl_swe.runtime.images import lock_dir
-
-    daemon_id = "".join(c for c in (info.get("ID") or info.get("Name") or "unknown") if c.isalnum() or c in "-_:")
-    cached = lock_dir().parent / "quota" / f"{daemon_id[:80]}.json"
+        return _QUOTA_CACHE.setdefault(address, None)
+    cached = quota_cache_path(info)
     with contextlib.suppress(OSError, ValueError, KeyError):
         record = json.loads(cached.read_text())
         if record["driver"] == driver and record["probe"] == _PROBE_VERSION:
@@ -148,6 +147,16 @@ def quota_kind(client, image: str | None = None) -> str | None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps({"driver": driver, "kind": _QUOTA_CACHE[address], "probe": _PROBE_VERSION}))
     return _QUOTA_CACHE[address]
+
+
+def quota_cache_path(info: dict) -> Path:
+    """The cached verdict on the daemon of ``info`` (``client.info()``): by ID and host name + data root (Docker
+    before 23 takes the ID from /etc/docker/key.json, so all daemons of a host have the same)."""
+    from srl_swe.runtime.images import lock_dir
+
+    daemon_id = "".join(c for c in (info.get("ID") or "unknown") if c.isalnum() or c in "-_:")[:80]
+    where = hashlib.sha256(f"{info.get('Name')}\n{info.get('DockerRootDir')}".encode()).hexdigest()[:12]
+    return lock_dir().parent / "quota" / f"{daemon_id}.{where}.json"
 
 
 def btrfs_quota_mode(path: str | Path) -> str | None:

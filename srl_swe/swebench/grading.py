@@ -121,7 +121,7 @@ def _stop_stale_harness(pidfile: Path) -> None:
 
 
 def _run_harness(dataset: Path, preds: Path, run_id: str, workdir: Path, max_workers: int, timeout: int,
-                 expected: list[Path], limits: SandboxLimits) -> tuple[int, Path]:
+                 expected: list[Path], limits: SandboxLimits, modal: bool = False) -> tuple[int, Path]:
     """Run the sandboxed harness in a subprocess (its own process group, dying with this process); a
     progress bar counts the report.json files as they appear."""
     from tqdm import tqdm
@@ -129,7 +129,8 @@ def _run_harness(dataset: Path, preds: Path, run_id: str, workdir: Path, max_wor
     log_path, pidfile = workdir / f"{run_id}.harness.log", workdir / f"{run_id}.harness.pid"
     _stop_stale_harness(pidfile)
     cmd = [sys.executable, "-m", "srl_swe.swebench.harness_sandbox", "-d", str(dataset), "-s", "test", "-p",
-           str(preds), "-id", run_id, "--max_workers", str(max_workers), "--timeout", str(timeout), "--report_dir", "."]
+           str(preds), "-id", run_id, "--max_workers", str(max_workers), "--timeout", str(timeout), "--report_dir", ".",
+           *(["--modal"] if modal else [])]
     env = {**os.environ, "SRL_SWE_SANDBOX": limits.to_json(), "SRL_SWE_PARENT_PID": str(os.getpid())}
     with open(log_path, "w") as log, tqdm(total=len(expected), desc=f"harness {run_id}", unit="inst") as bar:
         proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -155,12 +156,13 @@ def _run_harness(dataset: Path, preds: Path, run_id: str, workdir: Path, max_wor
 
 def grade_with_harness(predictions: Iterable[Prediction | Mapping[str, Any]], instances: list, *, run_id: str,
                        workdir: Path, max_workers: int = 1, timeout: int = 1800, client=None,
-                       limits: SandboxLimits = GRADING_LIMITS) -> dict[str, InstanceResult]:
+                       limits: SandboxLimits = GRADING_LIMITS, modal: bool = False) -> dict[str, InstanceResult]:
     """Grade ``predictions`` (:class:`~srl_swe.swebench.prediction.Prediction` or records as SWE-bench
     writes them, read by :func:`~srl_swe.swebench.prediction.read_prediction`) against ``instances`` with
     the real harness in ``workdir`` (its logs go to ``workdir/logs/run_evaluation/RUN_ID/``). Returns one
     result per prediction, keyed by instance id, and writes them to ``workdir/RUN_ID.results.json``.
-    Only a missing Docker daemon raises (:class:`~srl_swe.runtime.base.DockerUnavailableError`)."""
+    Only a missing Docker daemon raises (:class:`~srl_swe.runtime.base.DockerUnavailableError`). ``modal``: the
+    harness grades on Modal (:mod:`srl_swe.swebench.modal_backend`; no Docker, no local images, Modal's sandbox)."""
     from srl_swe.runtime.images import docker_client
     from srl_swe.swebench.images import ensure_image
 
@@ -190,7 +192,12 @@ def grade_with_harness(predictions: Iterable[Prediction | Mapping[str, Any]], in
                 results.pop(iid, None)  # a later prediction for the same id replaces an earlier one, as in the harness
         order[iid] = None
 
-    client = client or docker_client()  # one clear error when there is no daemon, rather than one per instance
+    if modal:
+        from srl_swe.swebench.modal_backend import require_modal
+
+        require_modal()
+    else:  # one clear error when there is no daemon, rather than one per instance
+        client = client or docker_client()
     records: dict[str, dict] = {}
     for iid, pred in preds.items():
         if not pred.model_patch.strip():
@@ -198,7 +205,8 @@ def grade_with_harness(predictions: Iterable[Prediction | Mapping[str, Any]], in
             continue
         try:
             records[iid] = harness_record(by_id[iid])
-            ensure_image(by_id[iid], client=client)
+            if not modal:  # on Modal, swebench builds the environment itself
+                ensure_image(by_id[iid], client=client)
         except (SRLError, OSError) as exc:
             records.pop(iid, None)
             results[iid] = _error(iid, str(exc))
@@ -209,7 +217,7 @@ def grade_with_harness(predictions: Iterable[Prediction | Mapping[str, Any]], in
         log_dirs = {i: workdir / RUN_LOGS / run_id / preds[i].model_name_or_path.replace("/", "__") / i
                     for i in records}
         code, harness_log = _run_harness(dataset, preds_file, run_id, workdir, max_workers, timeout,
-                                         [d / "report.json" for d in log_dirs.values()], limits)
+                                         [d / "report.json" for d in log_dirs.values()], limits, modal)
         for iid, log_dir in log_dirs.items():
             report = log_dir / "report.json"
             if report.is_file():

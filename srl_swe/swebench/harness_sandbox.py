@@ -4,7 +4,8 @@
 is ``python -m swebench.harness.run_evaluation`` with two functions of its module replaced, and nothing
 else: the harness still loads the dataset and predictions, skips instances that have a report, applies
 the patch with its fallback chain, writes and runs its eval script, parses the log with its log parser,
-writes ``report.json`` and the run report, in its own log layout, with its own workers.
+writes ``report.json`` and the run report, in its own log layout, with its own workers. ``--modal`` passes
+the harness's Modal backend through, which uses neither function: there Modal's sandboxes grade.
 
 Why: swebench 5.0.2 creates every evaluation container with ``cap_add=["SYS_ADMIN"]`` as root
 (``run_evaluation.create_container``). The graded patch is model-written code (an added ``conftest.py``
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max_workers", type=int, default=1)
     parser.add_argument("--timeout", type=int, default=1800)
     parser.add_argument("--report_dir", default=".")
+    parser.add_argument("--modal", action="store_true", help="grade on Modal (the harness's own backend)")
     args = parser.parse_args(argv)
 
     from swebench.harness import run_evaluation
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     run_evaluation.exec_run_with_timeout = exec_run_with_timeout
     run_evaluation.main(dataset_name=args.dataset_name, split=args.split, instance_ids=None,
                         predictions_path=args.predictions_path, max_workers=args.max_workers, open_file_limit=4096,
-                        run_id=args.run_id, timeout=args.timeout, rewrite_reports=False, modal=False,
+                        run_id=args.run_id, timeout=args.timeout, rewrite_reports=False, modal=args.modal,
                         report_dir=args.report_dir)
 
 
