@@ -37,8 +37,9 @@ def test_agent_batch_results_are_consistent(name: str, backend: str):
         assert res["ratio"] >= res["target_ratio"] == 2.5
 
 
-def test_learning_swe_results_are_consistent():
-    """The committed SWE learning comparison: every method measured on the same held-out tasks and steps, the
+@pytest.mark.parametrize("run", ["learning_swe", "learning_swe_t192"])
+def test_learning_swe_results_are_consistent(run: str):
+    """The committed SWE learning comparisons: every method measured on the same held-out tasks and steps, the
     intervals and verdicts recomputable from the counts, every trained method stopped by the same budget."""
     import sys
 
@@ -46,9 +47,9 @@ def test_learning_swe_results_are_consistent():
     from _common import wilson
     from bench_learning_swe import METHODS, claims
 
-    res = json.loads((RESULTS / "learning_swe.json").read_text())
+    res = json.loads((RESULTS / f"{run}.json").read_text())
     methods, budget = res["methods"], res["settings"]["budget_minutes"] * 60
-    assert list(methods) == list(METHODS)
+    assert sorted(methods) == sorted(METHODS)
     tasks = {m["agent"]["tasks"] for m in methods.values()}
     examples = {m["steps"]["examples"] for m in methods.values()}
     assert tasks == {34} and len(examples) == 1  # all 34 held-out tasks, the same step examples for all
@@ -61,8 +62,22 @@ def test_learning_swe_results_are_consistent():
             assert t["budget_s"] == budget and sum(s["wall_s"] for s in t["stages"]) == pytest.approx(t["train_wall_s"])
             assert t["optimizer_steps"] >= 1 and t["train_wall_s"] >= budget
     assert res["claims"] == claims(methods)
-    probe = res["syntax_probe"]
-    assert probe["data"].endswith("experts/train/trajectories.jsonl")  # chosen on train steps, not held-out ones
+    for m in methods.values():
+        for n, a in m.get("agent_longer", {}).items():  # the same models with more tool calls per episode
+            assert a["tasks"] == 34 and a["wilson95"] == pytest.approx(list(wilson(a["resolved"], a["tasks"])))
+            assert a["steps"] <= 34 * int(n)
+    if run == "learning_swe":
+        probe = res["syntax_probe"]
+        assert probe["data"].endswith("experts/train/trajectories.jsonl")  # chosen on train steps, not held-out
+        return
+    # the README's table is this run's
+    readme = (RESULTS.parents[1] / "README.md").read_text()
+    for m in methods.values():
+        e = m["steps"]
+        greedy = f"{e['greedy']['mean_reward']:.3f} ± {e['greedy_se']:.3f}".replace("-", "−")
+        sampled = f"{e['sampled']['mean_reward']:.3f} ± {e['sampled_se']:.3f}".replace("-", "−")
+        assert greedy in readme and sampled in readme
+        assert f"{m['agent']['resolved']}/34 [0 %, 10 %]" in readme
 
 
 def test_docker_storage_results_hold_what_the_readme_quotes():
