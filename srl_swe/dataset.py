@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +127,17 @@ class StepScan:
     signatures: ToolSignatures = field(default_factory=ToolSignatures)
     counts: list[tuple[str, int, bool | None]] = field(default_factory=list)  # per kept trajectory
     skipped: list[Skipped] = field(default_factory=list)
+    spill: Path | None = None  # the taken trajectories, pickled one file at a time (scan_steps' spill_dir)
+
+    def spilled(self) -> Iterator[list[Trajectory]]:
+        """What pass 1 took, file by file, read back from :attr:`spill` (written and read by this process only)."""
+        assert self.spill is not None
+        with self.spill.open("rb") as fh:
+            while True:
+                try:
+                    yield pickle.load(fh)
+                except EOFError:
+                    return
 
     @property
     def trajectories(self) -> int:
@@ -142,10 +155,28 @@ Select = Callable[[Trajectory], bool]
 
 
 def scan_steps(source: str | Path, cfg: StepConfig, *, keep: Keep = "resolved", select: Select | None = None,
-               progress: bool = False) -> StepScan:
+               progress: bool = False, spill_dir: Path | None = None) -> StepScan:
     """Pass 1: read every file once (one at a time), refuse a syntax that cannot write an action (before any
-    row is written), and gather the tools and the counts of the trajectories ``select`` takes."""
+    row is written), and gather the tools and the counts of the trajectories ``select`` takes. With
+    ``spill_dir`` those trajectories are also pickled there, so pass 2 reads them back instead of parsing and
+    checking the JSON again (about half of a build's time)."""
     scan, left_out = StepScan(), []
+    out = None
+    if spill_dir is not None:
+        spill_dir.mkdir(parents=True, exist_ok=True)
+        scan.spill = spill_dir / f"pass1-{os.getpid()}.pickle"
+        out = scan.spill.open("wb")
+    try:
+        _scan(scan, left_out, source, cfg, keep, select, progress, out)
+    finally:
+        if out is not None:
+            out.close()
+    scan.skipped.extend(left_out)  # in load_trajectories' order: outcomes after every file's own problems
+    return scan
+
+
+def _scan(scan: StepScan, left_out: list[Skipped], source: str | Path, cfg: StepConfig, keep: Keep,
+          select: Select | None, progress: bool, out: Any) -> None:
     for got in tqdm(iter_files(source, keep), desc="scan", unit="file", disable=not progress):
         scan.skipped.extend(got.skipped)
         left_out.extend(got.outcome_skipped)
@@ -155,18 +186,20 @@ def scan_steps(source: str | Path, cfg: StepConfig, *, keep: Keep = "resolved", 
         for t in taken:
             scan.signatures.add(t)
             scan.counts.append((t.source_format, len(t.steps), t.resolved))
-    scan.skipped.extend(left_out)  # in load_trajectories' order: outcomes after every file's own problems
-    return scan
+        if out is not None and taken:
+            pickle.dump(taken, out, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def iter_step_rows(source: str | Path, cfg: StepConfig, scan: StepScan, *, keep: Keep = "resolved",
                    select: Select | None = None, with_completion: bool = False,
                    progress: bool = False) -> Iterator[dict[str, Any]]:
-    """Pass 2: the rows of :func:`step_rows` over the whole set, one file's trajectories in memory at a time."""
+    """Pass 2: the rows of :func:`step_rows` over the whole set, one file's trajectories in memory at a time
+    (from the scan's spill if it has one, else read again)."""
     system = scan.signatures.system_prompts(cfg)
     bar = tqdm(total=scan.steps, desc="step examples", unit="ex", disable=not progress)
-    for got in iter_files(source, keep):
-        taken = [t for t in got.trajectories if select is None or select(t)]
+    files = scan.spilled() if scan.spill is not None else (
+        [t for t in got.trajectories if select is None or select(t)] for got in iter_files(source, keep))
+    for taken in files:
         if taken:
             rows = step_rows(taken, cfg, with_completion=with_completion, system=system)
             bar.update(len(rows))
@@ -202,14 +235,19 @@ def save_dataset(source: str | Path, cfg: StepConfig, out: Path, *, keep: Keep =
     reads it) plus ``build_info.json``, streaming (module docstring). Nothing is left in ``out`` on failure."""
     import tempfile
 
-    scan = scan_steps(source, cfg, keep=keep, progress=progress)
-    if not scan.trajectories:
-        raise ValueError(f"no step examples to write from {source}: every trajectory was skipped "
-                         f"(see `srl-swe data inspect {source}`)")
+    # replaced only if it is an earlier build (or empty): never a folder of the user's
+    if out.is_dir() and any(out.iterdir()) and not (out / "build_info.json").is_file():
+        raise FileExistsError(f"{out} exists and holds something other than a dataset built by srl-swe: give a new "
+                              "or empty folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".build-", dir=out.parent) as tmp:
+        scan = scan_steps(source, cfg, keep=keep, progress=progress, spill_dir=Path(tmp))
+        if not scan.trajectories:
+            raise ValueError(f"no step examples to write from {source}: every trajectory was skipped "
+                             f"(see `srl-swe data inspect {source}`)")
         ds = write_step_dataset(iter_step_rows(source, cfg, scan, keep=keep, progress=progress),
                                 Path(tmp) / "rows.arrow")
+        scan.spill.unlink()  # type: ignore[union-attr]
         staged = Path(tmp) / "dataset"
         ds.save_to_disk(str(staged))
         info = {
@@ -223,10 +261,7 @@ def save_dataset(source: str | Path, cfg: StepConfig, out: Path, *, keep: Keep =
         }
         (staged / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
         del ds
-        if out.exists():  # replaced only if it is an earlier build (or empty): never a folder of the user's
-            if any(out.iterdir()) and not (out / "build_info.json").is_file():
-                raise FileExistsError(f"{out} exists and holds something other than a dataset built by srl-swe: "
-                                      "give a new or empty folder")
+        if out.exists():
             out.rename(Path(tmp) / "old")  # deleted with the temporary folder, after the new one is in place
         staged.rename(out)
     return info

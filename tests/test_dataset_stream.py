@@ -29,16 +29,18 @@ def _in_memory(src: Path, cfg: StepConfig, keep: str):
     return build_dataset(load_trajectories(src, keep=keep), cfg, progress=False)
 
 
-@pytest.mark.parametrize(("sub", "keep", "syntax"), [
-    ("", "all", "xml"),  # every format at once: mini-swe-agent (+ reports), SWE-agent's three, SWE-smith chats
-    ("mini-swe-agent", "resolved", "qwen"),
+@pytest.mark.parametrize(("sub", "keep", "syntax", "spill"), [
+    ("", "all", "xml", False),  # every format at once: mini-swe-agent (+ reports), SWE-agent's three, SWE-smith
+    ("", "all", "xml", True),  # pass 2 reads pass 1's pickled trajectories back instead of the files
+    ("mini-swe-agent", "resolved", "qwen", True),
 ])
 def test_streamed_rows_order_and_fingerprint_equal_the_in_memory_build(shared_data: Path, tmp_path: Path, sub: str,
-                                                                       keep: str, syntax: str):
+                                                                       keep: str, syntax: str, spill: bool):
     src = shared_data / "trajectories" / sub
     cfg = StepConfig(syntax=syntax, window=2)
     want = _in_memory(src, cfg, keep)
-    scan = scan_steps(src, cfg, keep=keep)
+    scan = scan_steps(src, cfg, keep=keep, spill_dir=tmp_path / "spill" if spill else None)
+    assert (scan.spill is not None) == spill
     got = write_step_dataset(iter_step_rows(src, cfg, scan, keep=keep), tmp_path / "rows.arrow")
     assert len(want) > WRITER_BATCH  # several record batches
     assert len(got) == len(want) == scan.steps
@@ -91,7 +93,7 @@ def test_data_build_writes_a_dataset_and_replaces_only_its_own(shared_data: Path
     assert json.loads((out / "build_info.json").read_text())["examples"] == len(want)
     again = save_dataset(src, StepConfig(syntax="qwen", window=1), out, keep="all", progress=False)
     assert again["config"]["syntax"] == "qwen" and datasets.load_from_disk(str(out))[0]["syntax"] == "qwen"
-    assert [p.name for p in tmp_path.iterdir()] == ["built"]  # no staging folder left beside it
+    assert [p.name for p in tmp_path.iterdir()] == ["built"]  # no staging folder (or spill) left beside it
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")

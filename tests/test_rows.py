@@ -37,6 +37,7 @@ def test_training_rows_are_data_build_rows(tmp_path: Path, bundled_math: Path):
     built = _build(bundled_math, tmp_path / "math", "--keep", cfg.keep)
     srl, held = build_datasets(cfg, "srl")
     assert held is None and srl.to_list() == built
+    assert sorted(p.name for p in (tmp_path / "run" / "data").iterdir()) == ["train-rank0.arrow"]  # no spill left
     sft, _ = build_datasets(cfg, "sft")
     assert [{k: v for k, v in r.items() if k != "completion"} for r in sft.to_list()] == built
     # The bundled math steps carry no thought of their own, so SFT's target thinks the placeholder.

@@ -125,18 +125,25 @@ def step_datasets(cfg: Any, with_completion: bool):
     rank = os.environ.get("RANK", "0")
     made = []
     for name, src, sel in (("train", source, train_sel), ("eval", held_src, held_sel)):
-        scan = scan_steps(src, scfg, keep=cfg.keep, select=sel) if src is not None else None
-        if name == "train" and not scan.trajectories:
-            raise ValueError(f"no {cfg.task} trajectories in {source} (see `srl-swe data inspect {source}`)")
-        if scan is None or not scan.trajectories:
+        if src is None:
             made.append(None)
             continue
-        rows = iter_step_rows(src, scfg, scan, keep=cfg.keep, select=sel, with_completion=with_completion)
-        # With max_prompt_length the cut comes after the over-long prompts are skipped (run.fit_prompts), so the
-        # held-out examples are the first ones that fit, like the training examples.
-        if name == "eval" and cfg.eval_max_examples and not fits_prompts(cfg, "sft" if with_completion else "srl"):
-            rows = itertools.islice(rows, cfg.eval_max_examples)
-        made.append(write_step_dataset(rows, out / f"{name}-rank{rank}.arrow", with_completion=with_completion))
+        # pass 1 spills what it read (a file per process: its pid), pass 2 reads it back; gone either way
+        scan = scan_steps(src, scfg, keep=cfg.keep, select=sel, spill_dir=out)
+        try:
+            if name == "train" and not scan.trajectories:
+                raise ValueError(f"no {cfg.task} trajectories in {source} (see `srl-swe data inspect {source}`)")
+            if not scan.trajectories:
+                made.append(None)
+                continue
+            rows = iter_step_rows(src, scfg, scan, keep=cfg.keep, select=sel, with_completion=with_completion)
+            # With max_prompt_length the cut comes after the over-long prompts are skipped (run.fit_prompts), so
+            # the held-out examples are the first ones that fit, like the training examples.
+            if name == "eval" and cfg.eval_max_examples and not fits_prompts(cfg, "sft" if with_completion else "srl"):
+                rows = itertools.islice(rows, cfg.eval_max_examples)
+            made.append(write_step_dataset(rows, out / f"{name}-rank{rank}.arrow", with_completion=with_completion))
+        finally:
+            scan.spill.unlink(missing_ok=True)  # type: ignore[union-attr]
     return made[0], made[1]
 
 
