@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import datasets
 import pytest
 
+import srl_swe
 from srl_swe.cli import main
 from srl_swe.rewards import SRLReward
 
@@ -89,3 +92,21 @@ def test_bench_runs_a_benchmark_script(shared_data, tmp_path, capsys):
     res = json.loads(out.read_text())
     assert res["quick"] is True and res["reward"]["identical"] is True
     assert "Env step / bare score_output" in capsys.readouterr().out
+
+
+def test_bench_help_says_source_checkout_only():
+    out = run("bench", "--help")
+    text = " ".join(out.stdout.split())  # argparse wraps the description
+    assert out.returncode == 0 and "source checkout" in text and "The benchmarks are not in the wheel" in text
+    assert "source checkout only" in run("--help").stdout
+
+
+def test_bench_from_an_installed_layout_fails_clearly(tmp_path: Path):
+    # The package alone, as a wheel installs it (site-packages/srl_swe, no benchmarks/ beside it).
+    site = tmp_path / "site"
+    shutil.copytree(Path(srl_swe.__file__).parent, site / "srl_swe", ignore=shutil.ignore_patterns("__pycache__"))
+    out = subprocess.run([sys.executable, "-m", "srl_swe.cli", "bench", "core", "--quick"], capture_output=True,
+                         text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)})
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{site / 'benchmarks' / 'bench_core.py'} not found" in out.stderr  # the copy ran, not the checkout
+    assert "not the wheel" in out.stderr and "pip install -e ." in out.stderr

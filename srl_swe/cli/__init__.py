@@ -11,7 +11,7 @@
     srl-swe eval math --model M --benchmarks ...       greedy accuracy and avg@k, math-verify
     srl-swe eval swebench --dataset D --model M       SWE-bench predictions (agent / oracle-file), harness-graded
     srl-swe eval merge SHARD_DIR... -o OUT            one report from the shards of an `eval swebench --shard I/N`
-    srl-swe bench NAME [ARGS]            a benchmark of benchmarks/ (core, train, learning, swebench, tasks)
+    srl-swe bench NAME [ARGS]            a benchmark of benchmarks/ (core, train, ...): source checkout only
     srl-swe plot RUN_DIR                 metrics.jsonl of a run as a PNG
 
 One module per group of subcommands (data.py: data + env, tasks.py: tasks, run.py: train + bench + plot,

@@ -71,7 +71,13 @@ def add_commands(sub: Any) -> None:
     tr.add_argument("--no-plot", action="store_true")
     tr.set_defaults(func=cmd_train)
 
-    be = sub.add_parser("bench", help="run a benchmark of benchmarks/ (results as JSON + Markdown)")
+    # Not packaged: the scripts read the checkout around them (configs/, trajectories/swe-tasks/, scripts/) and
+    # write to benchmarks/results/, so a wheel would need them rewritten; --help says so instead.
+    be = sub.add_parser(
+        "bench", help="run a benchmark of benchmarks/ (source checkout only; JSON + Markdown results)",
+        description="Runs benchmarks/bench_NAME.py of a source checkout. The benchmarks are not in the wheel: "
+                    "from an installed package this command stops with an error. Clone the repository and "
+                    "`pip install -e .` to run them.")
     be.add_argument("name", choices=BENCHMARKS)
     be.add_argument("args", nargs=argparse.REMAINDER, help="passed to the script, e.g. --quick")
     be.set_defaults(func=cmd_bench)

@@ -21,4 +21,7 @@ def register_envs() -> None:
         if env_id not in gym.registry:
             # order_enforce=False: every env here raises on step() before reset() (or after the episode
             # ended) itself, so gymnasium's OrderEnforcing layer would only add a call to each step.
-            gym.register(id=env_id, entry_point=entry_point, order_enforce=False, disable_env_checker=False)
+            # vector_entry_point: gym.make_vec(env_id, num_envs=N) runs the envs in worker processes without
+            # shared memory, which text observations cannot use (srl_swe/envs/vector.py says why).
+            gym.register(id=env_id, entry_point=entry_point, vector_entry_point=f"srl_swe.envs.vector:{env_id}",
+                         order_enforce=False, disable_env_checker=False)
