@@ -203,6 +203,7 @@ class QwenSyntax(ActionSyntax):
 class BashSyntax(ActionSyntax):
     name = "bash"
     opener = "```bash"
+    pattern, close = _BASH_RE, _BASH_CLOSE  # a subclass reads another fence (mini-swe-agent 2.x's)
 
     def expresses(self, call: ToolCall) -> bool:
         return call.name == "bash" and len(call.arguments) == 1 and call.arguments[0][0] == "command"
@@ -214,7 +215,7 @@ class BashSyntax(ActionSyntax):
 
     def find(self, text: str, limit: int | None = None) -> list[Match]:
         return [Match(m.start(), m.end(), ToolCall.bash(m.group(1)))
-                for m in _finditer_linear(_BASH_RE, text, _BASH_CLOSE, limit)]
+                for m in _finditer_linear(self.pattern, text, self.close, limit)]
 
 
 class TextSyntax(ActionSyntax):

@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from srl_swe.actions import extract_action, get_syntax, tool_call_from_json
+from srl_swe.actions import ActionSyntax, extract_action, get_syntax, tool_call_from_json
 from srl_swe.errors import ActionParseError, TrajectoryFormatError
 from srl_swe.schema import Step, Task, ToolCall, Trajectory
 from srl_swe.trajectories.io import loads, message_text, problem_from_task_message, require
@@ -98,7 +98,10 @@ def detect_syntax(messages: list[Any]) -> str:
     return "tool_calls"
 
 
-def walk_messages(messages: Any, source: str, record: str | int | None, syntax: str | None = None) -> Walked:
+def walk_messages(messages: Any, source: str, record: str | int | None,
+                  syntax: str | ActionSyntax | None = None) -> Walked:
+    """The steps of a transcript; ``syntax`` reads the actions of assistant turns without ``tool_calls`` (a name,
+    or an ActionSyntax that SYNTAXES need not list), by default the one the turns use (:func:`detect_syntax`)."""
     if not isinstance(messages, list) or not messages:
         raise TrajectoryFormatError(source, '"messages" to be a non-empty list', record)
     syntax = syntax or detect_syntax(messages)
@@ -149,7 +152,7 @@ def walk_messages(messages: Any, source: str, record: str | int | None, syntax: 
     if task_message is None:
         raise TrajectoryFormatError(source, "a user message with the task", record)
     done = tuple(Step(p.call, p.thought, p.observation or "") for p in steps)
-    return Walked(task_message, system, done, format_errors, syntax)
+    return Walked(task_message, system, done, format_errors, syntax if isinstance(syntax, str) else syntax.name)
 
 
 def swe_trajectory(walked: Walked, record: dict, source: str, fmt: str, default_id: str) -> Trajectory:
@@ -181,8 +184,9 @@ def detect(obj: Any) -> bool:
 def load(record: Any, source: str, index: str | int | None, default_id: str) -> Trajectory:
     """One record ``{"messages": [...], "instance_id"?, "resolved"?, ...}``; ``messages`` may be one JSON string
     (how SWE-smith's and other published tables store them)."""
-    if isinstance(record, dict) and isinstance(record.get("messages"), str):
-        record = {**record, "messages": loads(record["messages"], source, index)}
+    text = record.get("messages") if isinstance(record, dict) else None
+    if isinstance(text, str) and text.lstrip().startswith("["):  # a JSON list as text (else: "expected list")
+        record = {**record, "messages": loads(text, source, index)}
     messages = require(record, "messages", list, source, index)
     walked = walk_messages(messages, source, index)
     fmt = {"xml": "swe-smith-chat", "tool_calls": "openai-chat"}.get(walked.syntax, f"{walked.syntax}-chat")
