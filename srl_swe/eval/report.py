@@ -1,6 +1,13 @@
 """``results.json`` of ``srl-swe eval swebench``: per-instance entries, their totals and agent figures, and the
 table printed at the end. A run and a merge of its shards (:mod:`srl_swe.eval.shards`) write it through
-:func:`totals`, so both give the same JSON for the same entries."""
+:func:`totals`, so both give the same JSON for the same entries.
+
+Each entry's ``status`` is one of :data:`srl_swe.swebench.verdicts.STATUSES`. ``infra_error`` (the environment
+failed, not the model: see :mod:`srl_swe.swebench.verdicts`) is counted apart (``infra_errors``) and retried by
+the next run of the same command. ``resolved_rate`` is resolved / ``total``, every instance of the run in the
+denominator, infrastructure failures included, as swebench 5 keeps them in its own (its ``infra_failure_ids``
+are advisory): a rate over the graded instances only would rise whenever the environment fails on a hard
+instance. A run with ``infra_errors`` is not finished; rerun it."""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from srl_swe.swebench.prediction import Prediction
+from srl_swe.swebench.verdicts import INFRA_ERROR
 
 
 def agent_stats(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -54,7 +62,7 @@ def totals(meta: dict[str, Any], per: dict[str, dict[str, Any]]) -> dict[str, An
     for v in per.values():
         counts[v["status"]] = counts.get(v["status"], 0) + 1
     out = {**meta, "total": total, "resolved": resolved, "resolved_rate": resolved / total if total else 0.0,
-           "status_counts": dict(sorted(counts.items()))}
+           "infra_errors": counts.get(INFRA_ERROR, 0), "status_counts": dict(sorted(counts.items()))}
     agent = agent_stats(list(per.values()))
     if agent is not None:
         out["agent"] = agent
@@ -67,6 +75,9 @@ def table(summary: dict[str, Any]) -> str:
         note = v.get("error") or v.get("prediction_error") or v.get("exit_status") or ""
         lines.append(f"{iid:<48} {v['status']:<12} {str(note).splitlines()[0][:60] if note else ''}")
     lines.append(f"resolved {summary['resolved']}/{summary['total']} = {100 * summary['resolved_rate']:.1f}%")
+    if summary.get("infra_errors"):
+        lines.append(f"{summary['infra_errors']} infrastructure failure(s), counted as not resolved: rerun the same "
+                     "command to retry them")
     agent = summary.get("agent")
     if agent:
         to_submit = agent["mean_steps_to_submit"]

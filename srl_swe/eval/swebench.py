@@ -14,10 +14,13 @@ need no model: ``gold`` (the gold patches: checks the images and the harness, li
 and ``replay:PATH`` (agent mode: replay the expert trajectories in PATH whose task id matches).
 
 Runs are resumable: ``predictions.jsonl`` is appended one line per finished instance (fsynced; a line torn by
-a crash is repaired before the next append, see :mod:`srl_swe.eval.predictions`), a rerun skips the instances
-already in it, and the harness skips instances it has already graded for the same run id, so a
-rerun yields the same report. Everything lands in ``--out``: ``predictions.jsonl``, ``trajs/ID.json`` (agent
-messages), ``logs/`` (the harness's), ``results.json`` (resolved rate and per-instance status). ``--shard I/N``
+a crash is repaired before the next append, see :mod:`srl_swe.eval.predictions`). A rerun skips the instances
+whose last line is final and predicts again those whose prediction failed for infrastructure reasons
+(:func:`infra_failure`; the new line supersedes the old); grading reuses every final verdict of an unchanged
+prediction and grades changed predictions and infrastructure failures again (the harness's log folders under the
+same run id: :mod:`srl_swe.swebench.verdicts`), so a rerun of a finished run yields the same report. Everything
+lands in ``--out``: ``predictions.jsonl``, ``trajs/ID.json`` (agent messages), ``logs/`` (the harness's),
+``results.json`` (resolved rate and per-instance status, :mod:`srl_swe.eval.report`). ``--shard I/N``
 runs a deterministic part of the run and ``srl-swe eval merge`` joins the parts (:mod:`srl_swe.eval.shards`);
 ``--modal`` grades with the harness's Modal backend (:mod:`srl_swe.swebench.modal_backend`).
 """
@@ -44,6 +47,7 @@ from srl_swe.eval.shards import Shard, select, settings
 from srl_swe.swebench.grading import default_grader
 from srl_swe.swebench.instance import SWEInstance
 from srl_swe.swebench.prediction import KEYS, Prediction, make_prediction, read_prediction
+from srl_swe.swebench.verdicts import INFRA_ERROR, from_exception, infra_error, is_infra
 
 MODES = ("agent", "oracle-file")
 PREDICTIONS = "predictions.jsonl"
@@ -102,28 +106,47 @@ def run_id_for(out: Path) -> str:
     return _slug(Path(out).resolve().name)
 
 
+#: The field of a ``predictions.jsonl`` line whose predictor raised: the prediction failed for infrastructure
+#: reasons (a sandbox or image that could not be made, a generator that crashed), not for the model's answer.
+INFRA_FIELD = "infra_error"
+
+
+def infra_failure(pred: Prediction) -> str | None:
+    """Why ``pred``'s prediction step failed for infrastructure reasons (it is retried on the next run and
+    reported as ``infra_error``), or None for a final prediction (whatever the model answered, empty or not).
+    Infrastructure: the predictor raised (:data:`INFRA_FIELD`), or the agent's sandbox failed during the episode
+    (``exit_status`` ``runtime_error``)."""
+    if pred.extra.get(INFRA_FIELD):
+        return f"the prediction failed: {pred.error or 'no reason recorded'}"
+    if pred.exit_status == "runtime_error":
+        return f"the sandbox failed during the agent episode: {pred.error or 'no reason recorded'}"
+    return None
+
+
 def predict_all(instances: list[SWEInstance], predictor: Predictor | BatchAgentPredictor, out: Path,
                 model_name: str, workers: int = 1, progress: bool = True) -> dict[str, Prediction]:
-    """Predictions for every instance not already in ``out/predictions.jsonl``, each appended as soon as it is
-    made; one failing instance is recorded with an empty patch and its error, never the end of the run. A
-    :class:`BatchAgentPredictor` runs its episodes in lockstep; a plain predictor runs in ``workers`` threads."""
+    """Predictions for every instance not already final in ``out/predictions.jsonl`` (absent, or its last line an
+    :func:`infra_failure`), each appended as soon as it is made; one failing instance is recorded with an empty
+    patch and its error, never the end of the run. A :class:`BatchAgentPredictor` runs its episodes in lockstep;
+    a plain predictor runs in ``workers`` threads."""
     from tqdm.auto import tqdm
 
     log = PredictionLog(out / PREDICTIONS)
     done = {iid: read_prediction(rec) for iid, rec in log.read().items()}
-    todo = [i for i in instances if i.instance_id not in done]
+    todo = [i for i in instances if i.instance_id not in done or infra_failure(done[i.instance_id])]
     bar = tqdm(total=len(todo), desc="predict", disable=not progress)
-    lock, start = threading.Lock(), time.perf_counter()
+    lock, start, recorded = threading.Lock(), time.perf_counter(), set()
 
     def record(inst: SWEInstance, fields: Mapping[str, Any] | BaseException, began: float) -> Prediction:
         if isinstance(fields, BaseException):  # one instance's failure is data for the report
-            fields = {"model_patch": "", "error": f"{type(fields).__name__}: {fields}"}
+            fields = {"model_patch": "", "error": f"{type(fields).__name__}: {fields}", INFRA_FIELD: True}
         extra = {k: v for k, v in fields.items() if k not in KEYS and k != "seconds"}
         seconds = fields.get("seconds", round(time.perf_counter() - began, 3))
         pred = make_prediction(inst.instance_id, fields.get("model_patch"), model_name, **{**extra, "seconds": seconds})
         with lock:  # episodes of a batch end from several threads
             log.append(pred.to_dict())
             done[pred.instance_id] = pred
+            recorded.add(pred.instance_id)
             bar.update(1)
         return pred
 
@@ -132,7 +155,7 @@ def predict_all(instances: list[SWEInstance], predictor: Predictor | BatchAgentP
             predictor.predict_batch(todo, out, lambda inst, fields: record(inst, fields, start))
         except Exception as exc:  # the generator failed: every episode still running ends with its error
             for inst in todo:
-                if inst.instance_id not in done:
+                if inst.instance_id not in recorded:
                     record(inst, exc, start)
         bar.close()
         return done
@@ -167,7 +190,7 @@ def grade(predictions: dict[str, Prediction], instances: list[SWEInstance], out:
                                           timeout=timeout, modal=modal)
     if grader != "runtime":
         raise SRLError(f"--grader {grader!r}: choose harness or runtime")
-    # Runtime grading is resumed from its own log: a verdict is kept while the patch it graded is unchanged.
+    # Runtime grading is resumed from its own log: a final verdict is kept while the patch it graded is unchanged.
     cache_path = out / f"runtime_grades.{run_id}.jsonl"
     log = PredictionLog(cache_path)
     cache = log.read()
@@ -176,13 +199,18 @@ def grade(predictions: dict[str, Prediction], instances: list[SWEInstance], out:
     for pred in preds:
         iid = pred.instance_id
         hit = cache.get(iid)
-        if hit is not None and hit.get("model_patch") == pred.model_patch:
+        if hit is not None and hit.get("model_patch") == pred.model_patch and hit["result"]["status"] != INFRA_ERROR:
             results[iid] = grading.InstanceResult(**hit["result"])
             continue
         if iid not in by_id:
             res = grading.InstanceResult(iid, "error", False, "unknown instance id: not in the dataset", None)
         else:
-            res = grading.grade_in_runtime(by_id[iid], pred.model_patch, runtime=runtime)
+            try:
+                res = grading.grade_in_runtime(by_id[iid], pred.model_patch, runtime=runtime)
+            except Exception as exc:
+                if not is_infra(exc):
+                    raise
+                res = from_exception(iid, exc)  # its sandbox could not be made: the others are still graded
         results[iid] = res
         log.append({"instance_id": iid, "model_patch": pred.model_patch, "result": res.to_dict()})
     return results
@@ -245,8 +273,11 @@ def evaluate(opts: SWEBenchOptions) -> tuple[Path, dict[str, Any]]:
                                   progress=not opts.quiet)
         wanted = {i.instance_id for i in instances}
         predictions = {k: v for k, v in predictions.items() if k in wanted}
-    results = grade(predictions, instances, out, grader=grader, runtime=opts.runtime, run_id=run_id,
-                    workers=opts.workers, timeout=opts.timeout, modal=opts.modal)
+    failed = {iid: infra_error(iid, why) for iid, p in predictions.items()
+              if (why := infra_failure(p))}  # nothing to grade: reported as such, predicted again next run
+    results = grade({k: v for k, v in predictions.items() if k not in failed}, instances, out, grader=grader,
+                    runtime=opts.runtime, run_id=run_id, workers=opts.workers, timeout=opts.timeout, modal=opts.modal)
+    results.update(failed)
     summary = summarize(results, predictions, load_errors, meta)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     return out, summary

@@ -17,6 +17,9 @@
 * :mod:`~srl_swe.swebench.grading`: ``grade_with_harness`` (``swebench.harness.run_evaluation`` in a
   subprocess), ``grade_in_runtime`` (one patch in a fresh sandbox, graded by swebench's own functions) and
   ``grade_patch`` (one prediction by either, ``default_grader`` choosing).
+* :mod:`~srl_swe.swebench.verdicts`: ``InstanceResult`` and the statuses (``infra_error``, the environment's
+  failure, apart from the patch's), and ``earlier_verdict``: what a harness log folder of the same run id still
+  says about a prediction (reused only for the very patch it graded).
 
 Nothing here imports docker or swebench at module level; they are imported where they are used.
 """

@@ -6,14 +6,15 @@ harness's ``report.json`` files. The harness runs with its evaluation containers
 (:mod:`srl_swe.swebench.harness_sandbox`: no capabilities, non-root where the image allows, no network,
 resource and disk limits; :data:`GRADING_LIMITS`), because the patch it grades is model-written code and
 the harness's own containers have ``CAP_SYS_ADMIN``. Problems with single predictions never stop the run:
-they become per-instance results (``status="error"``, with the reason) while the others are graded. That
-includes what would make the harness itself abort the whole run (a prediction id that is not in the
-dataset) or stop an instance without a report (a patch that does not apply: the reason comes from its
-``run_instance.log``).
+they become per-instance results (:mod:`srl_swe.swebench.verdicts`: ``error`` when the prediction or its record
+is at fault, ``infra_error`` when the environment is) while the others are graded. That includes what would
+make the harness itself abort the whole run (a prediction id that is not in the dataset) or stop an instance
+without a report (a patch that does not apply: the reason comes from its ``run_instance.log``).
 
-Resuming is the harness's: a rerun with the same ``run_id`` and ``workdir`` skips every instance that
-has a ``report.json`` and returns the same results. So a *changed* prediction under an old run id is not
-re-graded; use a new run id for new patches.
+Resuming: a rerun with the same ``run_id`` and ``workdir`` reuses every final verdict whose log folder graded
+the very same patch (:func:`~srl_swe.swebench.verdicts.earlier_verdict`) without starting the harness for it,
+and grades the rest afresh: new instances, changed predictions (their stale log folder is removed first, since
+the harness skips any instance with a report) and infrastructure failures.
 
 :func:`grade_in_runtime` grades one patch in a fresh sandbox of any runtime (``local`` needs no Docker):
 the harness's patch-apply fallbacks, the harness's eval script, and swebench's own ``make_test_spec`` +
@@ -33,7 +34,6 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,21 @@ from srl_swe.errors import SRLError
 from srl_swe.runtime.sandbox import SandboxLimits
 from srl_swe.swebench.prediction import Prediction, PredictionError, make_prediction, read_prediction
 from srl_swe.swebench.specs import harness_record
+from srl_swe.swebench.verdicts import (
+    APPLY_FAIL_WHY,
+    InstanceResult,
+    earlier_verdict,
+    from_exception,
+    tail,
+    verdict,
+    why_no_report,
+)
+from srl_swe.swebench.verdicts import STATUSES as STATUSES  # re-exported: the verdicts lived here
+from srl_swe.swebench.verdicts import error as _error
 
-STATUSES = ("resolved", "unresolved", "empty_patch", "error")
 #: ``harness``: swebench's run_evaluation on Docker; ``runtime``: a fresh sandbox of the agent's runtime.
 GRADERS = ("harness", "runtime")
 RUN_LOGS = Path("logs") / "run_evaluation"  # the harness's RUN_EVALUATION_LOG_DIR, relative to its cwd
-APPLY_FAIL = ">>>>> Patch Apply Failed"
-APPLY_FAIL_WHY = "patch does not apply (git apply, --3way, --reject and patch --fuzz=5 all failed)"
 PATCH_PATH = "/testbed/.git/srl_swe_patch.diff"  # inside .git: invisible to git status/clean, gone with the sandbox
 #: The sandbox every graded patch runs in (tests need more room than an agent's commands).
 GRADING_LIMITS = SandboxLimits(memory="4g", cpus=2.0, pids=1024, disk="4g")
@@ -59,52 +67,6 @@ GRADING_RUNTIME_KWARGS: dict[str, dict[str, Any]] = {"docker": {"limits": GRADIN
 def default_grader(runtime: str) -> str:
     """The grader for a runtime when none is chosen: the real harness on Docker, else grading in the runtime."""
     return "harness" if runtime == "docker" else "runtime"
-
-
-@dataclass(frozen=True)
-class InstanceResult:
-    """One prediction's verdict. ``report`` is the harness's per-instance report (None when not graded)."""
-
-    instance_id: str
-    status: str
-    resolved: bool = False
-    error: str | None = None
-    report: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _error(iid: str, why: str) -> InstanceResult:
-    return InstanceResult(iid, "error", error=why)
-
-
-def _verdict(iid: str, report: dict[str, Any]) -> InstanceResult:
-    if report.get("infra_failure"):
-        return InstanceResult(iid, "error", error=f"infrastructure failure: {report.get('infra_failure_reason')}",
-                              report=report)
-    resolved = bool(report.get("resolved"))
-    return InstanceResult(iid, "resolved" if resolved else "unresolved", resolved=resolved, report=report)
-
-
-def _tail(text: str, lines: int = 12) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def _why_no_report(log_dir: Path, harness_log: Path, exit_code: int) -> str:
-    """The reason an instance has no report.json, from its run_instance.log (else the harness's log)."""
-    log = log_dir / "run_instance.log"
-    if log.is_file():
-        text = log.read_text(errors="replace")
-        if APPLY_FAIL in text:
-            detail = text.rsplit(APPLY_FAIL, 1)[1].split("\n\n", 1)[0].strip(": \n")
-            return f"{APPLY_FAIL_WHY}: {_tail(detail, 6)}"
-        timed_out = re.findall(r"Test timed out after \d+ seconds", text)
-        if timed_out:
-            return timed_out[-1]
-        return f"the harness stopped this instance without a report; see {log}:\n{_tail(text)}"
-    text = harness_log.read_text(errors="replace") if harness_log.is_file() else ""
-    return f"the harness (exit {exit_code}) did not run this instance; see {harness_log}:\n{_tail(text)}"
 
 
 def _stop_stale_harness(pidfile: Path) -> None:
@@ -198,32 +160,39 @@ def grade_with_harness(predictions: Iterable[Prediction | Mapping[str, Any]], in
         require_modal()
     else:  # one clear error when there is no daemon, rather than one per instance
         client = client or docker_client()
+    import docker.errors
+
+    _stop_stale_harness(workdir / f"{run_id}.harness.pid")  # it could still be writing the log folders read here
     records: dict[str, dict] = {}
+    log_dirs = {i: workdir / RUN_LOGS / run_id / p.model_name_or_path.replace("/", "__") / i for i, p in preds.items()}
     for iid, pred in preds.items():
         if not pred.model_patch.strip():
             results[iid] = InstanceResult(iid, "empty_patch")
             continue
         try:
-            records[iid] = harness_record(by_id[iid])
+            record = harness_record(by_id[iid])
+            earlier = earlier_verdict(iid, pred.model_patch, log_dirs[iid], timeout)
+            if earlier is not None:  # graded before, this very patch: the harness is not started for it
+                results[iid] = earlier
+                continue
             if not modal:  # on Modal, swebench builds the environment itself
                 ensure_image(by_id[iid], client=client)
-        except (SRLError, OSError) as exc:
-            records.pop(iid, None)
-            results[iid] = _error(iid, str(exc))
+        except (SRLError, OSError, docker.errors.DockerException) as exc:
+            results[iid] = from_exception(iid, exc)
+        else:
+            records[iid] = record
     if records:
         dataset, preds_file = workdir / f"{run_id}.dataset.jsonl", workdir / f"{run_id}.predictions.jsonl"
         dataset.write_text("".join(json.dumps(records[i]) + "\n" for i in records))
         preds_file.write_text("".join(json.dumps(preds[i].to_dict(extra=False)) + "\n" for i in records))
-        log_dirs = {i: workdir / RUN_LOGS / run_id / preds[i].model_name_or_path.replace("/", "__") / i
-                    for i in records}
         code, harness_log = _run_harness(dataset, preds_file, run_id, workdir, max_workers, timeout,
-                                         [d / "report.json" for d in log_dirs.values()], limits, modal)
-        for iid, log_dir in log_dirs.items():
-            report = log_dir / "report.json"
+                                         [log_dirs[i] / "report.json" for i in records], limits, modal)
+        for iid in records:
+            report = log_dirs[iid] / "report.json"
             if report.is_file():
-                results[iid] = _verdict(iid, json.loads(report.read_text())[iid])
+                results[iid] = verdict(iid, json.loads(report.read_text())[iid])
             else:
-                results[iid] = _error(iid, _why_no_report(log_dir, harness_log, code))
+                results[iid] = why_no_report(iid, log_dirs[iid], harness_log, code)
     ordered = {k: results[k] for k in order}
     (workdir / f"{run_id}.results.json").write_text(json.dumps({k: r.to_dict() for k, r in ordered.items()}, indent=1))
     return ordered
@@ -251,7 +220,8 @@ def grade_in_runtime(instance, patch: str | None, runtime: str = "local", *, tim
                      **runtime_kwargs) -> InstanceResult:
     """Grade one patch in a fresh sandbox of ``runtime`` (see :func:`srl_swe.swebench.runtimes.task_runtime`),
     with the harness's eval script and swebench's ``get_eval_report``. Per-instance problems become an
-    ``error`` result; only a runtime that cannot be created at all raises."""
+    ``error`` (or, without a way to make the environment, ``infra_error``) result; only a runtime that cannot be
+    created at all raises."""
     from swebench.harness.grading import get_eval_report
     from swebench.harness.utils import make_test_spec
 
@@ -264,12 +234,12 @@ def grade_in_runtime(instance, patch: str | None, runtime: str = "local", *, tim
     try:
         test_spec = make_test_spec(harness_record(instance))
     except SRLError as exc:
-        return _error(iid, str(exc))
+        return from_exception(iid, exc)
     with task_runtime(runtime, instance, **runtime_kwargs) as rt:
         rt.write_file(PATCH_PATH, patch if patch.endswith("\n") else patch + "\n")
         applied, apply_log = _apply_patch(rt)
         if not applied:
-            return _error(iid, f"{APPLY_FAIL_WHY}: {_tail(apply_log, 6)}")
+            return _error(iid, f"{APPLY_FAIL_WHY}: {tail(apply_log, 6)}")
         res = rt.execute(test_spec.eval_script, timeout=timeout)
     if res.timed_out:
         return _error(iid, f"Test timed out after {timeout:g} seconds")
@@ -279,7 +249,7 @@ def grade_in_runtime(instance, patch: str | None, runtime: str = "local", *, tim
         pred = make_prediction(iid, patch, "srl-swe").to_dict(extra=False)
         report = get_eval_report(test_spec=test_spec, prediction=pred, test_log_path=str(log),
                                  include_tests_status=True)
-    return _verdict(iid, report[iid])
+    return verdict(iid, report[iid])
 
 
 def grade_patch(instance, prediction: Prediction, *, runtime: str = "docker", grader: str | None = None,

@@ -26,7 +26,7 @@ from pathlib import Path
 from srl_swe.paths import cache_dir
 from srl_swe.runtime.base import SandboxError
 from srl_swe.swebench.local_env import COMMIT_ENV, prepare_source, prepare_wheelhouse, source_commit, task_base_message
-from srl_swe.swebench.specs import EnvSpec, SpecError, find_spec, image_name, setup_patch
+from srl_swe.swebench.specs import EnvSpec, NoEnvironmentError, find_spec, image_name, setup_patch
 
 LABEL = "org.srl-swe.build"
 TEMPLATE = "task.Dockerfile.template"
@@ -148,7 +148,7 @@ def ensure_image(instance, client=None, rebuild: bool = False) -> str:
             client.images.pull(tag)
             return tag
         except Exception as exc:  # no registry, no such image, auth: all mean "cannot get it that way"
-            raise SpecError(
+            raise NoEnvironmentError(
                 f"{instance.instance_id}: image {tag} is not available locally, pulling it failed "
                 f"({type(exc).__name__}), and there is no build spec for {instance.repo} "
                 f"{instance.version or '(no version)'}; add an EnvSpec to srl_swe.swebench.specs.SPECS"

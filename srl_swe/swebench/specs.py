@@ -41,6 +41,11 @@ class SpecError(SRLError, LookupError):
     """An instance cannot be graded or built here; the message says what to pass instead."""
 
 
+class NoEnvironmentError(SpecError):
+    """No way to make the instance's environment here (no build spec for its repo and version, and no image): an
+    infrastructure failure, not the record's or the patch's (:mod:`srl_swe.swebench.verdicts`)."""
+
+
 @dataclass(frozen=True)
 class EnvSpec:
     """One repository version's environment. ``test_deps`` is the full pinned closure so the image and the
@@ -159,7 +164,7 @@ def spec_for(instance) -> EnvSpec:
     spec = find_spec(instance)
     if spec is None:
         known = ", ".join(f"{r} {v}" for r, v in sorted(SPECS))
-        raise SpecError(
+        raise NoEnvironmentError(
             f"{instance.instance_id}: no build spec for {instance.repo} {instance.version or '(no version)'} "
             f"(known: {known}); use the docker runtime with the instance's published image, or add an EnvSpec "
             "to srl_swe.swebench.specs.SPECS"
@@ -272,7 +277,7 @@ def harness_record(instance) -> dict:
         return record
     spec = find_spec(instance)
     if spec is None:
-        raise SpecError(
+        raise NoEnvironmentError(
             f"{instance.instance_id}: no {'/'.join(missing)} and no build spec for {instance.repo} "
             f"{instance.version or '(no version)'}; pass a dataset with swebench>=5 fields "
             f"({', '.join(HARNESS_FIELDS)}) or add a spec to srl_swe.swebench.specs.SPECS"
