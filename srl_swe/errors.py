@@ -33,3 +33,20 @@ class TrajectoryFormatError(SRLError, ValueError):
 
 class ActionParseError(SRLError, ValueError):
     """A model output or an action string does not follow the environment's action syntax."""
+
+
+class ContextLengthError(SRLError, ValueError):
+    """A prompt and its completion budget do not fit the model's context (the positions it was trained on).
+
+    ``prompt_tokens + max_new_tokens > context`` by ``over`` tokens (:mod:`srl_swe.models.context`). ``where``
+    names the prompt (an instance, an example, a problem); ``advice`` says what to do about it.
+    """
+
+    def __init__(self, prompt_tokens: int, max_new_tokens: int, context: int, *, where: str | None = None,
+                 advice: str = ""):
+        self.prompt_tokens, self.max_new_tokens, self.context = prompt_tokens, max_new_tokens, context
+        self.where = where
+        self.over = prompt_tokens + max_new_tokens - context
+        msg = (f"prompt is {prompt_tokens:,} tokens + {max_new_tokens:,} new > {context:,} context by "
+               f"{self.over:,}")
+        super().__init__((f"{where}: " if where else "") + msg + (f": {advice}" if advice else ""))

@@ -216,7 +216,7 @@ def test_max_prompt_length_skips_longer_prompts(tiny: Path, tmp_path: Path):
                                "dropped": sum(n > cut for n in lengths), "longest_tokens": lengths[-1]}
     assert 0 < len(kept_train) < len(train_ds) and kept_eval is not None
     assert report["eval"]["kept"] == len(kept_eval)
-    with pytest.raises(SRLError, match="every train prompt is longer than max_prompt_length=1"):
+    with pytest.raises(SRLError, match="every train prompt is longer than the prompt budget, 1 tokens"):
         fit_prompts(train_ds, None, tok, 1, tmp_path)
 
 

@@ -43,5 +43,9 @@ def test_vllm_generator_on_cpu(vllm_available: None):
     assert plain == res["greedy"][1][0]
     vllm_counts, hf_counts = res["prompt_tokens"]
     assert vllm_counts == hf_counts and all(n > 10 for n in vllm_counts)
+    # The engine's max_model_len is the context prompts are checked against; one over it does not fail the batch.
+    assert res["context"] == 1024 and res["fitted"][0] == res["greedy"][0]
+    assert res["fitted"][1].startswith("long: prompt is ") and "> 1,024 context by " in res["fitted"][1]
+    assert res["guard"].startswith("prompt 1 of 1: prompt is ") and "> 1,024 context by " in res["guard"]
     before, after = res["engines"]
     assert before >= 1 and after == 0, "close() must stop the engine's processes"

@@ -6,7 +6,9 @@
 every turn takes the prompt of each episode still running, asks the generator for all of them in one call
 (transformers pads them into one ``model.generate`` batch, vLLM schedules them together), then runs the
 resulting tool calls in a thread pool, each in its own sandbox. An episode that ends leaves the batch (its
-sandbox is closed at once and ``on_result`` is called, so a caller can record it before the others finish).
+sandbox is closed at once and ``on_result`` is called, so a caller can record it before the others finish). An
+episode whose prompt no longer fits the model's context is left out of the turn's call and ends with
+``context_exceeded`` (:func:`srl_swe.models.context.generate_fitting`); the others go on.
 
 The episodes are the same :class:`~srl_swe.agent.episode.Episode` state machine with the same prompts, limits
 and autosubmission as the sequential loop, so with greedy decoding the outputs are the sequential loop's,
@@ -24,6 +26,9 @@ from contextlib import ExitStack
 from typing import Any
 
 from srl_swe.agent.episode import AgentResult, Episode
+from srl_swe.agent.policies import CONTEXT_ADVICE
+from srl_swe.errors import ContextLengthError
+from srl_swe.models.context import generate_fitting
 from srl_swe.runtime.base import Runtime
 
 #: What a caller hears when an episode ends: the instance and its result, or the instance and the exception
@@ -107,10 +112,13 @@ def run_agents(
         except Exception as exc:  # this task cannot run; the others still do
             finish(slot, exc)
 
-    def act(pair: tuple[_Slot, str]) -> None:
-        slot, output = pair
+    def act(pair: tuple[_Slot, list[str] | ContextLengthError]) -> None:
+        slot, out = pair
         try:
-            slot.episode.step(output, tokens=count(output) if count else None)
+            if isinstance(out, ContextLengthError):  # this episode's prompt outgrew the context; the others go on
+                slot.episode.exceed_context(out)
+            else:
+                slot.episode.step(out[0], tokens=count(out[0]) if count else None)
         except Exception as exc:
             finish(slot, exc)
 
@@ -130,9 +138,9 @@ def run_agents(
                 if not running:
                     break
                 prompts = [s.episode.prompt() for s in running]
-                outputs = generator.generate(prompts, n=1, temperature=temperature, max_new_tokens=max_new_tokens,
-                                             seed=seed + turn)
-                list(pool.map(act, [(s, out[0]) for s, out in zip(running, outputs, strict=True)]))
+                outputs = generate_fitting(generator, prompts, n=1, temperature=temperature,
+                                           max_new_tokens=max_new_tokens, seed=seed + turn, advice=CONTEXT_ADVICE)
+                list(pool.map(act, list(zip(running, outputs, strict=True))))
                 running = [s for s in running if s.outcome is None]
                 turn += 1
         finally:  # an interrupt or a generator failure still closes every sandbox

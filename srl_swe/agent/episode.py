@@ -24,8 +24,11 @@ from srl_swe.tasks.swe import SWE
 from srl_swe.tools import ToolBox, ToolError
 
 #: Why an episode ended. Only "submitted" means the agent chose to stop; on the others the current diff is
-#: submitted for it (SWE-agent's autosubmission), so every episode yields a prediction.
-EXIT_STATUSES = ("submitted", "max_steps", "max_tokens", "timeout", "format_error_limit", "runtime_error")
+#: submitted for it (SWE-agent's autosubmission), so every episode yields a prediction. "context_exceeded": the
+#: next prompt and the completion budget no longer fit the model's context (:mod:`srl_swe.models.context`;
+#: prompts grow with the history, so every turn is checked); the error says by how much.
+EXIT_STATUSES = ("submitted", "max_steps", "max_tokens", "timeout", "format_error_limit", "runtime_error",
+                 "context_exceeded")
 FORMAT_ERROR = ("Your output was not in the expected format ({reason}). Every reply must be your reasoning "
                 "inside <think>...</think> followed by exactly one action and nothing else, for example:\n"
                 "<think>\nI will list the files of the repository.\n</think>\n{example}")
@@ -201,6 +204,12 @@ class Episode:
         elif self.max_seconds is not None and self.elapsed >= self.max_seconds:
             self._end("timeout")
         return self.exit_status
+
+    def exceed_context(self, error: Exception) -> None:
+        """End the episode because its next prompt does not fit the model's context (``context_exceeded``, with
+        the error); the diff so far is submitted, as on every limit."""
+        if not self.done:
+            self._end("context_exceeded", error=str(error))
 
     def _end(self, status: str, error: str | None = None) -> None:
         self.exit_status, self.error = status, error

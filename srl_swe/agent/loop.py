@@ -5,8 +5,9 @@
 
 Limits: ``max_steps`` actions, ``max_tokens`` generated tokens (needs a policy with ``count_tokens``),
 ``max_seconds`` of wall time (checked between steps; each command also has its own timeout), and
-``max_format_errors`` consecutive malformed outputs. On a limit the current diff is still submitted, as
-SWE-agent's autosubmission does, and ``exit_status`` says which limit ended the episode.
+``max_format_errors`` consecutive malformed outputs; a prompt that no longer fits the model's context (checked
+every turn: prompts grow with the history) ends it with ``context_exceeded``. On a limit the current diff is
+still submitted, as SWE-agent's autosubmission does, and ``exit_status`` says which limit ended the episode.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from srl_swe.agent.episode import AgentResult, Episode
 from srl_swe.agent.policies import Policy
+from srl_swe.errors import ContextLengthError
 from srl_swe.runtime.base import Runtime
 
 
@@ -49,6 +51,10 @@ def run_agent(
     if hasattr(policy, "reset"):
         policy.reset()
     while not episode.check_limits():
-        output = policy.act(episode.prompt())
+        try:
+            output = policy.act(episode.prompt())
+        except ContextLengthError as e:  # the prompt has outgrown the model's context
+            episode.exceed_context(e)
+            break
         episode.step(output, tokens=counter(output) if counter else None)
     return episode.result(count_tokens=counter is not None)

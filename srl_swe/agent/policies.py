@@ -10,10 +10,15 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from srl_swe.actions import render
+from srl_swe.errors import ContextLengthError
+from srl_swe.models.context import generate_fitting
 from srl_swe.schema import ToolCall, Trajectory
 from srl_swe.tasks.swe import SUBMIT_SENTINEL
 
 FINAL_THOUGHT = "All planned actions are done, so I submit the changes."
+#: What a ContextLengthError of an agent's prompt advises (the episode ends with exit status context_exceeded).
+CONTEXT_ADVICE = ("the episode ends (context_exceeded); fewer history pairs (--window), shorter observations "
+                  "(--max-observation-chars) or a lower --max-new-tokens keep prompts shorter")
 
 
 @runtime_checkable
@@ -37,10 +42,15 @@ class ModelPolicy:
         self.calls = 0
 
     def act(self, messages: list[dict[str, str]]) -> str:
-        out = self.generator.generate([messages], n=1, temperature=self.temperature,
-                                      max_new_tokens=self.max_new_tokens, seed=self.seed + self.calls)
+        """The model's reply; raises :class:`~srl_swe.errors.ContextLengthError` (the loop ends the episode with
+        ``context_exceeded``) when the prompt and ``max_new_tokens`` do not fit the model's context."""
+        (out,) = generate_fitting(self.generator, [messages], n=1, temperature=self.temperature,
+                                  max_new_tokens=self.max_new_tokens, seed=self.seed + self.calls,
+                                  advice=CONTEXT_ADVICE)
+        if isinstance(out, ContextLengthError):
+            raise out
         self.calls += 1
-        return out[0][0]
+        return out[0]
 
     @property
     def can_count_tokens(self) -> bool:

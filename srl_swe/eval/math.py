@@ -8,6 +8,10 @@ one row per model, greedy and avg@k per benchmark, and an average over every cel
 
 The prompt is Qwen2.5-Math's chain-of-thought prompt (system: reason step by step, answer in ``\\boxed{}``;
 user: the problem), the one the Qwen2.5 family is evaluated with.
+
+A problem whose prompt and ``max_new_tokens`` do not fit the model's context (:mod:`srl_swe.models.context`) is not
+generated for: it stays in the denominator graded wrong (so accuracies stay comparable with the paper's), its
+records carry the error saying by how much, and ``context_exceeded`` counts such problems per benchmark.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from srl_swe.errors import TrajectoryFormatError
+from srl_swe.models.context import fit_errors
 from srl_swe.models.generation import Generator
 from srl_swe.paths import shared_data_dir
 
@@ -172,15 +177,29 @@ def evaluate_benchmark(generator: Generator, problems: list[MathProblem], *, k: 
 
     t0 = time.perf_counter()
     prompts = [build_messages(p.problem) for p in problems]
-    runs = {"greedy": generator.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed)}
-    if k > 0:
-        runs["sample"] = generator.generate(prompts, n=k, temperature=temperature, max_new_tokens=max_new_tokens,
-                                            seed=seed)
+    errors = fit_errors(generator, prompts, max_new_tokens, names=[f"problem {p.id}" for p in problems],
+                        advice="graded wrong (lower max_new_tokens, or use a model with a longer context)")
+    fit = [i for i, e in enumerate(errors) if e is None]
+    modes = {"greedy": (1, 0.0), **({"sample": (k, temperature)} if k > 0 else {})}
+    runs: dict[str, list[Any]] = {}
+    for mode, (n, temp) in modes.items():
+        got = (generator.generate([prompts[i] for i in fit], n=n, temperature=temp, max_new_tokens=max_new_tokens,
+                                  seed=seed) if fit else [])
+        runs[mode] = [None] * len(problems)
+        for i, completions in zip(fit, got, strict=True):
+            runs[mode][i] = completions
     t1 = time.perf_counter()
     records: list[dict[str, Any]] = []
     correct: dict[str, list[int]] = {mode: [] for mode in runs}
     boxed = dict.fromkeys(runs, 0)
     for i, p in enumerate(tqdm(problems, desc="grade", unit="problem")):
+        if errors[i] is not None:  # not generated for: graded wrong, with the reason
+            log.warning("%s", errors[i])
+            for mode in runs:
+                correct[mode].append(0)
+                records.append({"id": p.id, "mode": mode, "sample": None, "answer": p.answer, "extracted": None,
+                                "correct": False, "completion": None, "error": str(errors[i])})
+            continue
         gold = parse_answer(p.answer)
         if not gold:  # every shipped reference parses (tested); a new data file might not
             log.warning("%s: math-verify cannot parse the reference answer %r; graded wrong", p.id, p.answer)
@@ -204,6 +223,7 @@ def evaluate_benchmark(generator: Generator, problems: list[MathProblem], *, k: 
         "greedy_boxed": boxed["greedy"],
         "avg_at_k": None,
         "k": k,
+        "context_exceeded": len(problems) - len(fit),
     }
     if k > 0:
         metrics.update(avg_at_k=sum(c / k for c in correct["sample"]) / n if n else 0.0,

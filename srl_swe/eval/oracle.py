@@ -5,14 +5,21 @@ retrieval of SWE-bench), and answers with search/replace edits (:mod:`srl_swe.ev
 to those files and turned into the ``model_patch`` of a SWE-bench prediction. Grading is the harness's job
 (:mod:`srl_swe.swebench.grading`); this module only produces predictions, and never raises for a bad answer:
 an answer that cannot be parsed or applied gives an empty patch and an ``error`` field.
+
+A prompt (the issue and the whole files) that, with ``max_new_tokens``, does not fit the model's context
+(:mod:`srl_swe.models.context`) is not generated for: its prediction has an empty patch, ``error`` saying by how
+many tokens it is over (``prompt is N tokens + M new > C context by K: not generated; ...``) and
+``prompt_tokens``; the other instances of the batch are generated as usual. The files are not cut to fit: the
+setting is the whole files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from srl_swe.errors import ActionParseError
+from srl_swe.errors import ActionParseError, ContextLengthError
 from srl_swe.eval.patches import EditError, apply_edits, edits_from_patch, make_patch, parse_edits, render_edits
+from srl_swe.models.context import generate_fitting
 from srl_swe.models.generation import Generator, Messages
 from srl_swe.swebench.instance import SWEInstance
 from srl_swe.swebench.prediction import Prediction, make_prediction
@@ -144,10 +151,23 @@ def oracle_predict_batch(instances: Sequence[SWEInstance], files: Sequence[Mappi
     if len(instances) != len(files):
         raise ValueError(f"got {len(instances)} instances but {len(files)} file sets")
     prompts = [build_prompt(inst, f) for inst, f in zip(instances, files, strict=True)]
-    outputs = generator.generate(prompts, n=1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    outputs = generate_fitting(generator, prompts, n=1, temperature=temperature, max_new_tokens=max_new_tokens,
+                               seed=seed, advice=CONTEXT_ADVICE)
     name = model_name or generator_name(generator)
-    return [prediction_from_output(inst, f, out[0], name) for inst, f, out in zip(instances, files, outputs,
-                                                                                   strict=True)]
+    return [_too_long(inst, f, out, name) if isinstance(out, ContextLengthError)
+            else prediction_from_output(inst, f, out[0], name)
+            for inst, f, out in zip(instances, files, outputs, strict=True)]
+
+
+CONTEXT_ADVICE = ("not generated; the issue and the whole oracle files do not fit: use a model with a longer "
+                  "context, or lower --max-new-tokens if the prompt alone fits")
+
+
+def _too_long(instance: SWEInstance, files: Mapping[str, str | None], err: ContextLengthError,
+              model_name: str) -> Prediction:
+    """The prediction of an instance whose prompt does not fit: an empty patch and the error (by how much)."""
+    return make_prediction(instance.instance_id, "", model_name, mode=MODE, files=list(files), n_edits=0,
+                           error=str(err), prompt_tokens=err.prompt_tokens, raw_output="")
 
 
 def oracle_predict(instance: SWEInstance, generator: Generator, *, read_file: Callable[[str], str],

@@ -103,19 +103,18 @@ def _model_predictor(opts: Any, limits: dict[str, Any]) -> Predictor | BatchAgen
                                    temperature=opts.temperature, max_new_tokens=opts.max_new_tokens,
                                    syntax=opts.syntax, limits=limits)
 
-    from srl_swe.eval.oracle import oracle_predict
+    from srl_swe.eval.oracle import oracle_predict_batch, read_oracle_files
 
-    gen_lock = threading.Lock()  # one model, several sandboxes: workers overlap reading files, not generation
-
-    class Locked:
-        def generate(self, *a: Any, **k: Any) -> Any:
-            with gen_lock:
-                return generator.generate(*a, **k)
+    # One model, several sandboxes: workers overlap reading files, not generation. The prompt's token count (the
+    # context check) is under the lock too: a fast tokenizer used by two threads at once can fail.
+    gen_lock = threading.Lock()
 
     def predict(inst: SWEInstance, out: Path) -> dict[str, Any]:
         with task_runtime(runtime, inst) as rt:
-            return oracle_predict(inst, Locked(), read_file=rt.read_file, temperature=opts.temperature,
-                                  max_new_tokens=opts.max_new_tokens, model_name=model).to_dict()
+            files = read_oracle_files(inst, rt.read_file)
+        with gen_lock:
+            return oracle_predict_batch([inst], [files], generator, temperature=opts.temperature,
+                                        max_new_tokens=opts.max_new_tokens, model_name=model)[0].to_dict()
     return predict
 
 

@@ -11,12 +11,17 @@ the paper's protocol and nothing else: greedy when ``temperature == 0``; otherwi
 temperature with ``top_p=1.0``. The model's own ``generation_config`` sampling defaults (Qwen2.5-Instruct ships
 ``top_k=20, top_p=0.8, repetition_penalty=1.05``) are deliberately *not* inherited, because they would change
 the distribution avg@k is measured on; only its end-of-sequence ids are kept.
+
+A generator knows its model's ``context_length`` (:mod:`srl_swe.models.context`) and refuses a call with a prompt
+that, with ``max_new_tokens``, does not fit it (:class:`~srl_swe.errors.ContextLengthError`); callers that batch
+use :func:`srl_swe.models.context.generate_fitting`, which leaves such prompts out of the call.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from srl_swe.models.context import context_error, context_length
 from srl_swe.models.loading import load_model_and_tokenizer
 from srl_swe.models.templates import prefill_of, render_prompt
 
@@ -27,7 +32,8 @@ Messages = list[dict[str, str]]
 class Generator(Protocol):
     """Chat messages in, ``n`` completions per prompt out (same order as ``prompts``). A prompt whose last message
     is the assistant's is a prefill: the model continues that message, and the completion returned is the whole
-    reply, prefill included (:func:`srl_swe.actions.with_prefill`)."""
+    reply, prefill included (:func:`srl_swe.actions.with_prefill`). Backends also expose ``tokenizer`` and
+    ``context_length`` (None: unknown), which :func:`srl_swe.models.context.generate_fitting` checks prompts with."""
 
     def generate(
         self, prompts: list[Messages], *, n: int, temperature: float, max_new_tokens: int, seed: int
@@ -60,6 +66,11 @@ class TransformersGenerator:
         """Load a model from a spec (hub id or local path, as :mod:`srl_swe.models.loading` understands it)."""
         model, tokenizer = load_model_and_tokenizer(spec, dtype=dtype, cache_dir=cache_dir)
         return cls(model, tokenizer, batch_size=batch_size, name=spec, **kwargs)
+
+    @property
+    def context_length(self) -> int | None:
+        """Positions the model was trained on (its config's ``max_position_embeddings`` or alike)."""
+        return context_length(getattr(self.model, "config", None), self.tokenizer)
 
     def _generation_config(self, temperature: float, max_new_tokens: int) -> Any:
         from transformers import GenerationConfig
@@ -100,6 +111,10 @@ class TransformersGenerator:
             tok.pad_token = tok.eos_token
         texts = [render_prompt(tok, m) for m in prompts]
         lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        context = self.context_length
+        for i, length in enumerate(lengths):  # the last guard: callers leave such prompts out (generate_fitting)
+            if err := context_error(length, max_new_tokens, context, where=f"prompt {i + 1} of {len(texts)}"):
+                raise err
         # One row per (prompt, sample): a batch is `batch_size` sequences however n and the prompts split.
         # Rows are sorted by prompt length so a batch pads little; the sort is stable, hence deterministic.
         rows = sorted(((i, j) for i in range(len(texts)) for j in range(n)), key=lambda r: lengths[r[0]])

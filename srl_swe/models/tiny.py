@@ -82,11 +82,14 @@ def make_tiny_qwen2(
     heads: int = 4,
     kv_heads: int = 2,
     seed: int = 0,
+    max_positions: int = 32768,
 ) -> Path:
     """Write a random ``Qwen2ForCausalLM`` and its tokenizer to ``out_dir``; loadable by ``from_pretrained``.
 
     Deterministic for a given seed and texts (same tokenizer, same weights). The caller's global torch RNG
-    state is left untouched.
+    state is left untouched. ``max_positions`` is the model's context (``max_position_embeddings``, and the
+    tokenizer's ``model_max_length``): RoPE has no position table, so a long one costs nothing, and a short one
+    makes a model whose context real prompts exceed (tests of :mod:`srl_swe.models.context`).
     """
     import torch
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -99,7 +102,8 @@ def make_tiny_qwen2(
     corpus = list(texts) if texts is not None else bundled_texts()
     if not corpus:
         raise ValueError("texts is empty: the tokenizer needs some text to learn merges from")
-    max_positions = 32768  # RoPE has no position table, so a long limit costs nothing; SWE prompts are long
+    if max_positions < 1:
+        raise ValueError(f"max_positions must be >= 1, got {max_positions}")
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=_train_tokenizer(corpus, vocab_size),
         eos_token="<|im_end|>",

@@ -4,7 +4,8 @@ On a GPU box this is the fast path for evaluation; here it runs on CPU with ``vl
 vLLM starts its engine in worker processes, so scripts using it must create the generator under
 ``if __name__ == "__main__":``. Decoding follows the evaluation protocol exactly as ``TransformersGenerator``:
 greedy at temperature 0, otherwise pure sampling (``top_p=1``, no top-k, no repetition penalty); the model's
-own generation defaults are ignored (``generation_config="vllm"``) for the same reason.
+own generation defaults are ignored (``generation_config="vllm"``) for the same reason. The context prompts are
+checked against is the engine's ``max_model_len`` (:mod:`srl_swe.models.context`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from srl_swe.models.context import context_error, prompt_lengths
 from srl_swe.models.generation import Messages, check_decoding
 from srl_swe.models.loading import resolve_model
 from srl_swe.models.templates import is_prefilled, prefill_of
@@ -55,11 +57,23 @@ class VLLMGenerator:
         """The engine's tokenizer (prompt lengths are counted with it, as with the transformers backend)."""
         return self.llm.get_tokenizer()
 
+    @property
+    def context_length(self) -> int | None:
+        """The engine's ``max_model_len`` (at most the model's own context; ``from_spec``'s ``max_model_len``)."""
+        try:
+            return int(self.llm.llm_engine.model_config.max_model_len)
+        except AttributeError:
+            return None
+
     def generate(self, prompts: list[Messages], *, n: int, temperature: float, max_new_tokens: int,
                  seed: int) -> list[list[str]]:
         from vllm import SamplingParams
 
         check_decoding(n, temperature)
+        context = self.context_length
+        for i, length in enumerate(prompt_lengths(self.tokenizer, prompts) if context else []):
+            if err := context_error(length, max_new_tokens, context, where=f"prompt {i + 1} of {len(prompts)}"):
+                raise err  # the last guard: callers leave such prompts out (generate_fitting)
         params = SamplingParams(n=n, temperature=temperature, top_p=1.0, top_k=-1, repetition_penalty=1.0,
                                 max_tokens=max_new_tokens, seed=seed)
         # vLLM takes one open/continue choice per call: the prefilled prompts (a trailing assistant message, left

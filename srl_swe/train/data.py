@@ -137,8 +137,8 @@ def step_datasets(cfg: Any, with_completion: bool):
                 made.append(None)
                 continue
             rows = iter_step_rows(src, scfg, scan, keep=cfg.keep, select=sel, with_completion=with_completion)
-            # With max_prompt_length the cut comes after the over-long prompts are skipped (run.fit_prompts), so
-            # the held-out examples are the first ones that fit, like the training examples.
+            # In GRPO the cut comes after the over-long prompts are skipped (run.fit_prompts), so the held-out
+            # examples are the first ones that fit, like the training examples.
             if name == "eval" and cfg.eval_max_examples and not fits_prompts(cfg, "sft" if with_completion else "srl"):
                 rows = itertools.islice(rows, cfg.eval_max_examples)
             made.append(write_step_dataset(rows, out / f"{name}-rank{rank}.arrow", with_completion=with_completion))
@@ -148,9 +148,10 @@ def step_datasets(cfg: Any, with_completion: bool):
 
 
 def fits_prompts(cfg: Any, mode: str) -> bool:
-    """Whether the run skips prompts over ``max_prompt_length`` (GRPO on step or problem rows; SFT bounds its
-    whole sequence instead, and SWE rollouts build their prompts in the environment)."""
-    return bool(cfg.max_prompt_length) and mode != "sft" and not cfg.exec_rlvr
+    """Whether the run skips prompts over its prompt budget (``max_prompt_length``, else the model's context less
+    ``max_completion_length``: :func:`srl_swe.train.prompts.prompt_budget`): GRPO on step or problem rows; SFT
+    bounds its whole sequence instead, and SWE rollouts build their prompts in the environment."""
+    return mode != "sft" and not cfg.exec_rlvr
 
 
 def held_out_steps(cfg: Any) -> list[dict[str, Any]]:

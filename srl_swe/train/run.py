@@ -30,6 +30,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from srl_swe.actions import THINK_PREFILL, with_prefill
+from srl_swe.models.context import context_length, spec_context_length
 from srl_swe.models.loading import load_model_and_tokenizer
 from srl_swe.models.templates import tool_calling_tokenizer
 from srl_swe.rewards import SRLReward, completion_text, format_violation
@@ -46,7 +47,7 @@ from srl_swe.train.checkpoints import (
 )
 from srl_swe.train.config import TrainConfig
 from srl_swe.train.progress import use_reward_progress
-from srl_swe.train.prompts import fit_prompts, fitting, prefilled, prompt_tokens
+from srl_swe.train.prompts import fit_prompts, fitting, prefilled, prompt_budget, prompt_tokens
 
 
 class RunLog(TrainerCallback):
@@ -134,11 +135,14 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
 
     train_ds, eval_ds = build_datasets(cfg, mode)
     model, tokenizer = load_model_and_tokenizer(model_spec, dtype=cfg.dtype, lora=_lora(cfg))
+    # prompt + completion must fit the model's context: refused here if the config's budgets cannot, and the
+    # prompt budget is context - max_completion_length when max_prompt_length is unset
+    budget = prompt_budget(cfg, context_length(model.config, tokenizer))
     prefill = THINK_PREFILL if cfg.think_prefill and mode == "srl" else ""
     if prefill:
         train_ds, eval_ds = (prefilled(ds, tokenizer, prefill) for ds in (train_ds, eval_ds))
     if fits_prompts(cfg, mode):
-        train_ds, eval_ds = fit_prompts(train_ds, eval_ds, tokenizer, cfg.max_prompt_length, run_dir,
+        train_ds, eval_ds = fit_prompts(train_ds, eval_ds, tokenizer, budget, run_dir,
                                         eval_max_examples=cfg.eval_max_examples)
     kw = {**cfg.trl_kwargs(), "output_dir": str(run_dir), "bf16": _bf16(cfg), "use_cpu": not torch.cuda.is_available()}
     # Always pass it: TRL's configs default it to True (about 20 % slower); transformers 5 renamed it.
@@ -225,9 +229,13 @@ def step_eval(cfg: TrainConfig, model_spec: str, out_dir: Path, backend: str = "
     prefill = THINK_PREFILL if cfg.think_prefill else ""
     gen = make_generator(backend, model_spec, batch_size=16, dtype=cfg.dtype)
     try:
-        if cfg.max_prompt_length and rows:  # the held-out examples that fit, as in training (fit_prompts)
+        # the prompt budget as in training, with this generator's context (a vLLM engine's max_model_len may be
+        # shorter than the model's); evaluate_steps skips and counts whatever still does not fit
+        context = getattr(gen, "context_length", None)
+        budget = cfg.max_prompt_length or (context and max(context - cfg.max_completion_length, 0))
+        if budget and rows:  # the held-out examples that fit, as in training (fit_prompts)
             counts = prompt_tokens(gen.tokenizer, [with_prefill(list(r["prompt"]), prefill) for r in rows])
-            rows = [rows[i] for i in fitting(counts, cfg.max_prompt_length, cfg.eval_max_examples)]
+            rows = [rows[i] for i in fitting(counts, budget, cfg.eval_max_examples)]
         else:
             rows = rows[: cfg.eval_max_examples or None]
         return evaluate_steps(gen, rows, n=cfg.step_eval_samples, temperature=cfg.temperature,
@@ -288,6 +296,7 @@ def _train(cfg: TrainConfig, resume: bool) -> dict[str, Any]:
         start = str(cfg.init_checkpoint) if cfg.init_checkpoint else str(best_checkpoint(Path(cfg.srl_output_dir)))
     else:
         start = cfg.init_checkpoint or cfg.model
+    prompt_budget(cfg, spec_context_length(start))  # a config the model's context cannot hold fails now
     measure = cfg.step_eval and cfg.has_eval and main
     before = _earlier_step_eval(run_dir / "step_eval_before") if measure and resume else None
     if measure and before is None:

@@ -19,6 +19,19 @@ if __name__ == "__main__":
     # One prefilled prompt (the reply starts with "<think>\n") beside a plain one, in one call.
     mixed = gen.generate([[*prompts[0], {"role": "assistant", "content": "<think>\n"}], prompts[1]], n=1,
                          temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
+    # A prompt over the engine's max_model_len (1024) beside one that fits: the error for it, the other generated;
+    # a plain generate call with it is refused before vLLM sees it.
+    from srl_swe.errors import ContextLengthError
+    from srl_swe.models.context import generate_fitting
+
+    long = [{"role": "user", "content": "word " * 1200}]
+    fitted = generate_fitting(gen, [prompts[0], long], n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=0,
+                              names=["short", "long"])
+    try:
+        gen.generate([long], n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
+        guard = None
+    except ContextLengthError as e:
+        guard = str(e)
     # Prompt lengths counted with the engine's tokenizer (the step eval fits prompts with it) and with the one
     # the transformers backend loads.
     from srl_swe.models.loading import load_model_and_tokenizer
@@ -36,5 +49,6 @@ if __name__ == "__main__":
     while multiprocessing.active_children() and time.monotonic() < deadline:
         time.sleep(0.2)
     print("RESULT " + json.dumps({"greedy": greedy, "greedy_again": greedy_again, "sampled": sampled,
-                                  "mixed": mixed, "prompt_tokens": counts, "engines": [
+                                  "mixed": mixed, "prompt_tokens": counts, "context": gen.context_length,
+                                  "fitted": [fitted[0], str(fitted[1])], "guard": guard, "engines": [
                                       engines_before, len(multiprocessing.active_children())]}))
