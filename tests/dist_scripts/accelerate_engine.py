@@ -1,0 +1,20 @@
+"""Run under ``accelerate launch --config_file configs/accelerate/ENGINE.yaml``: which engine accelerate gives an
+``Accelerator`` built the way the Trainer builds it here (``cpu=True`` without CUDA, srl_swe.train.run's
+``use_cpu``), and what it wraps a module in. Prints one ``ENGINE {json}`` line per process."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+from accelerate import Accelerator
+
+acc = Accelerator(cpu=not torch.cuda.is_available())
+model = acc.prepare(torch.nn.Linear(4, 4))
+print("ENGINE " + json.dumps({
+    "rank": acc.process_index, "processes": acc.num_processes, "distributed_type": str(acc.distributed_type),
+    "wrapper": type(model).__name__, "backend": acc.state.backend,
+    "asked_for_fsdp": os.environ.get("ACCELERATE_USE_FSDP") == "true",
+}), flush=True)
+acc.end_training()
