@@ -43,7 +43,7 @@ lint: install
 # a daemon those tests skip with the reason, except under CI=true where they fail).
 test: lint
 	-bash scripts/start_dockerd.sh
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 bench: install
 	$(BIN)/python benchmarks/bench_core.py
