@@ -102,3 +102,21 @@ def test_docker_storage_results_hold_what_the_readme_quotes():
     assert f"| **{per_sandbox(s):.2f}** | {s['fs_threads_cpu_s'] / 12:.2f} | {s['machine_cpu_s']:.1f} |" in readme
     assert f"| {per_sandbox(full):.2f} | {full['fs_threads_cpu_s'] / 12:.2f} | {full['machine_cpu_s']:.1f} |" in readme
     assert f"{per_sandbox(full) / per_sandbox(simple):.1f}x less wall time" in readme
+
+
+def test_data_build_results_meet_the_targets_the_readme_quotes():
+    """The committed paper-scale build: 40 copies streamed under 45 s and 2 GB, linear in size, the same
+    fingerprint as the in-memory build where both ran, and the README's figures are these."""
+    res = json.loads((RESULTS / "data_build.json").read_text())
+    stream, memory = res["streaming"], res["in_memory"]
+    big = stream["40"]
+    assert big["exit"] == 0 and big["trajectories"] == 4120 and big["wall_s"] < 45 and big["peak_rss_gb"] < 2
+    assert big["examples"] == 40 * stream["1"]["examples"]
+    per_copy = (big["wall_s"] - stream["10"]["wall_s"]) / 30
+    assert per_copy == pytest.approx((stream["10"]["wall_s"] - stream["1"]["wall_s"]) / 9, rel=0.35)  # linear
+    for n in ("1", "10"):
+        assert stream[n]["fingerprint"] == memory[n]["fingerprint"]
+    readme = (RESULTS.parents[1] / "README.md").read_text()
+    assert f"**{big['wall_s']}**" in readme and f"{stream['10']['wall_s']} |" in readme
+    gym = res["gym_make"]["40"]
+    assert gym["exit"] == 0 and f"{gym['make_s']:.1f} s" in readme
