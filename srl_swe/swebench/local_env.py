@@ -11,7 +11,7 @@
 
 Everything is built under a file lock (parallel workers build once) and marked complete by a last-written
 ``NAME.ok`` file beside it (outside it, so no stray file lands in ``/testbed``); an interrupted build is
-redone rather than half-used. The root is
+redone rather than half-used. Git work here goes through GitPython (:mod:`srl_swe.runtime.hostgit`). The root is
 ``$SRL_SWE_CACHE`` (default ``~/.cache/srl-swe``).
 """
 
@@ -28,12 +28,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import git
+
 from srl_swe.paths import cache_dir
+from srl_swe.runtime import hostgit
 from srl_swe.runtime.base import REPO_DIR, SandboxError
 from srl_swe.swebench.specs import EnvSpec, SpecError, setup_patch, spec_for
 
-_WHO = {"NAME": "srl-swe", "EMAIL": "srl-swe@localhost", "DATE": "2000-01-01T00:00:00+0000"}
-COMMIT_ENV = {f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER") for key, value in _WHO.items()}
 EXCLUDES = "__pycache__/\n*.py[cod]\n.pytest_cache/\n*.egg-info/\n"
 
 
@@ -81,17 +82,14 @@ def _build_once(target: Path, build) -> Path:
     return target
 
 
-def _commit(repo: Path, message: str, what: str, *first: list[str]) -> str:
-    """Run ``first`` then commit the whole tree with the fixed identity (the same commit id on every machine);
-    caches the tests write are excluded. Returns the marker text: the commit id."""
-    env = {**os.environ, **COMMIT_ENV}
-    for cmd in (*first, ["git", "add", "-A"],
-                ["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify",
-                 "-m", message]):
-        _run(cmd, what, hint="", cwd=repo, env=env)
-    (repo / ".git" / "info").mkdir(exist_ok=True)
-    (repo / ".git" / "info" / "exclude").write_text(EXCLUDES)
-    return source_commit(repo) + "\n"
+def _commit(repo: git.Repo, message: str, what: str) -> str:
+    """Commit the whole tree with the fixed identity (the same commit id on every machine); caches the tests write
+    are excluded from then on. Returns the marker text: the commit id."""
+    commit = hostgit.commit_all(repo, message, what)
+    info = Path(repo.git_dir) / "info"
+    info.mkdir(exist_ok=True)
+    (info / "exclude").write_text(EXCLUDES)
+    return commit + "\n"
 
 
 def download_sdist(spec: EnvSpec, cache: Path | None = None) -> Path:
@@ -134,9 +132,9 @@ def prepare_source(spec: EnvSpec, cache: Path | None = None) -> Path:
         for item in top.iterdir():
             item.rename(target / item.name)
         top.rmdir()
-        init = ["git", "-c", "init.defaultBranch=main", "init", "-q"]
-        return _commit(target, f"{spec.package} {spec.package_version} (PyPI sdist)",
-                       f"committing the source of {spec.package}", init)
+        what = f"committing the source of {spec.package}"
+        with hostgit.init(target, what) as repo:
+            return _commit(repo, f"{spec.package} {spec.package_version} (PyPI sdist)", what)
 
     return _build_once(target, build)
 
@@ -150,18 +148,18 @@ def task_base_message(spec: EnvSpec, setup_patch: str) -> str:
     return f"{spec.package} {spec.package_version} task base {_task_key(spec, setup_patch)}"
 
 
-def _commit_task_base(clean: Path, target: Path, spec: EnvSpec, setup_patch: str, *clone_args: str) -> str:
-    """Clone ``clean`` into ``target`` and commit ``setup_patch`` on top; returns the marker text (the commit)."""
+def _commit_task_base(clean: Path, target: Path, spec: EnvSpec, setup_patch: str, *, shared: bool) -> git.Repo:
+    """Clone ``clean`` into ``target`` and commit ``setup_patch`` on top; the new commit is the clone's HEAD."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    _run(["git", "clone", "-q", *clone_args, str(clean), str(target)], "copying the clean source", hint="")
-    patch = target / ".git" / "srl_swe_setup.diff"  # inside .git: never part of the tree
+    repo = hostgit.clone(clean, target, "copying the clean source", shared=shared)
+    patch = Path(repo.git_dir) / "srl_swe_setup.diff"  # inside .git: never part of the tree
     patch.write_text(setup_patch if setup_patch.endswith("\n") else setup_patch + "\n",
                      encoding="utf-8", errors="surrogateescape")
-    marker = _commit(target, task_base_message(spec, setup_patch),
-                     f"committing the task base of {spec.package} (setup patch {_task_key(spec, setup_patch)})",
-                     ["git", "apply", "--whitespace=nowarn", str(patch)])
+    what = f"committing the task base of {spec.package} (setup patch {_task_key(spec, setup_patch)})"
+    hostgit.apply(repo, patch, what)
+    _commit(repo, task_base_message(spec, setup_patch), what)
     patch.unlink()
-    return marker
+    return repo
 
 
 def prepare_task_source(spec: EnvSpec, setup_patch: str, cache: Path | None = None) -> Path:
@@ -171,8 +169,13 @@ def prepare_task_source(spec: EnvSpec, setup_patch: str, cache: Path | None = No
     raises :class:`SandboxError` naming it."""
     cache = cache or cache_dir()
     clean = prepare_source(spec, cache)
+
+    def build(target: Path) -> str:
+        with _commit_task_base(clean, target, spec, setup_patch, shared=False) as repo:
+            return repo.head.commit.hexsha + "\n"
+
     return _build_once(cache / "task-sources" / f"{spec.package}-{spec.package_version}-{_task_key(spec, setup_patch)}",
-                       lambda target: _commit_task_base(clean, target, spec, setup_patch, "--no-hardlinks"))
+                       build)
 
 
 @dataclass(frozen=True)
@@ -187,14 +190,13 @@ def task_base(spec: EnvSpec, setup_patch: str, cache: Path | None = None) -> Tas
     clean = prepare_source(spec, cache)
     with tempfile.TemporaryDirectory(prefix="srl-swe-task-base-") as tmp:
         repo = Path(tmp) / "repo"
-        commit = _commit_task_base(clean, repo, spec, setup_patch, "--shared").strip()
-        fix = _run(["git", "-c", "core.quotepath=false", "diff", "--no-color", "--no-ext-diff", "HEAD", "HEAD~1"],
-                   "diffing the task base", hint="", cwd=repo).stdout
+        with _commit_task_base(clean, repo, spec, setup_patch, shared=True) as base:
+            commit, fix = base.head.commit.hexsha, hostgit.diff(base, "HEAD", "HEAD~1", "diffing the task base")
     return TaskBase(commit, fix)
 
 
 def source_commit(repo: Path) -> str:
-    return _run(["git", "rev-parse", "HEAD"], "reading the source commit", cwd=repo).stdout.strip()
+    return hostgit.head(repo)
 
 
 def _deps_key(spec: EnvSpec, python: str | None) -> str:
