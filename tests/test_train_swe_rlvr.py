@@ -125,6 +125,38 @@ def test_tool_calling_tokenizer(tiny):
         tool_calling_tokenizer(plain)
 
 
+def test_swe_prompts_are_counted_with_the_tools_trl_renders(shared_data, tiny, tmp_path):
+    """TRL renders the environment's tool schemas into every RLVR prompt: the prompt budget counts them (a
+    prompt that fits only without them is skipped, as it would overflow the context), and the count is TRL's."""
+    from transformers import AutoTokenizer
+
+    from srl_swe.models.templates import tool_calling_tokenizer
+    from srl_swe.swebench.datasets import load_instances
+    from srl_swe.train.exec_env import environment_tools, exec_environment_factory, exec_rows
+    from srl_swe.train.prompts import prompt_tokens
+
+    tok = tool_calling_tokenizer(AutoTokenizer.from_pretrained(tiny))
+    instances = load_instances(shared_data / "local_tasks", [TASK, OTHER])
+    tools = environment_tools(exec_environment_factory(instances, runtime="local"))
+    assert [t.__name__ for t in tools] == ["bash", "str_replace_editor", "submit"]
+    prompts = [r["prompt"] for r in exec_rows(instances)]
+    # what GRPOTrainer._tokenize_prompts gives for these prompts and tools
+    trl = [len(ids) for ids in tok.apply_chat_template(conversation=prompts, tools=tools, add_generation_prompt=True,
+                                                       tokenize=True, return_dict=True)["input_ids"]]
+    plain, counted = prompt_tokens(tok, prompts), prompt_tokens(tok, prompts, tools)
+    assert counted == trl and all(c > p + 200 for c, p in zip(counted, plain, strict=True))
+
+    # A budget the prompts meet only without the tools: the run stops before any rollout, saying so.
+    budget = (max(plain) + min(counted)) // 2
+    run = tmp_path / "run"
+    out = run_cli(shared_data, f"model={tiny}", f"output_dir={run}", "max_steps=1", "max_completion_length=16",
+                  f"max_prompt_length={budget}")
+    assert out.returncode != 0 and f"every train prompt is longer than the prompt budget, {budget} tokens" in out.stderr
+    report = json.loads((run / "prompt_lengths.json").read_text())
+    assert report["tools"] == ["bash", "str_replace_editor", "submit"] and report["train"]["kept"] == 0
+    assert report["train"]["longest_tokens"] == max(counted) and not (run / "rollouts.jsonl").exists()
+
+
 # -- training end to end on the local runtime ---------------------------------------------------------------------
 @pytest.mark.slow
 def test_cli_rlvr_on_both_tasks_with_a_random_model(shared_data, tiny, tmp_path):

@@ -71,9 +71,10 @@ def check_fits(prompt_tokens: int, max_new_tokens: int, context: int | None, *, 
         raise err
 
 
-def prompt_lengths(tokenizer: Any, prompts: Sequence[Any]) -> list[int]:
-    """Token counts of chat prompts (a text prompt as it is) as the generators generate from them."""
-    texts = [p if isinstance(p, str) else render_prompt(tokenizer, p) for p in prompts]
+def prompt_lengths(tokenizer: Any, prompts: Sequence[Any], tools: list | None = None) -> list[int]:
+    """Token counts of chat prompts (a text prompt as it is) as the generators generate from them, with ``tools``
+    rendered into each chat prompt where given."""
+    texts = [p if isinstance(p, str) else render_prompt(tokenizer, p, tools) for p in prompts]
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
 
 

@@ -24,13 +24,15 @@ def is_prefilled(messages: Any) -> bool:
     return bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant"
 
 
-def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+def render_prompt(tokenizer: Any, messages: list[dict[str, str]], tools: list | None = None) -> str:
     """The text a model generates from: the chat with a new assistant turn opened or, for a prefilled prompt,
-    with its last message left open so the model continues it. The transformers generator and the prompt-length
-    counts render through here, so they agree."""
+    with its last message left open so the model continues it; ``tools`` (functions or JSON schemas, as TRL's
+    ``environment_factory`` passes them) rendered by the template. The transformers generator and the
+    prompt-length counts render through here, so they agree."""
+    extra = {"tools": tools} if tools else {}  # never tools=[]: some templates render tool boilerplate for it
     if is_prefilled(messages):
-        return tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False, **extra)
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **extra)
 
 
 def prefill_of(messages: Any) -> str:

@@ -149,9 +149,11 @@ def step_datasets(cfg: Any, with_completion: bool):
 
 def fits_prompts(cfg: Any, mode: str) -> bool:
     """Whether the run skips prompts over its prompt budget (``max_prompt_length``, else the model's context less
-    ``max_completion_length``: :func:`srl_swe.train.prompts.prompt_budget`): GRPO on step or problem rows; SFT
-    bounds its whole sequence instead, and SWE rollouts build their prompts in the environment."""
-    return mode != "sft" and not cfg.exec_rlvr
+    ``max_completion_length``: :func:`srl_swe.train.prompts.prompt_budget`): GRPO on step, problem or SWE task
+    rows (these counted with the environment's tools, as TRL renders them); SFT bounds its whole sequence
+    instead. A SWE rollout's later turns need no check of their own: TRL stops adding tool results once the
+    completion would pass ``max_completion_length``, so every turn's prompt is within the budget plus that."""
+    return mode != "sft"
 
 
 def held_out_steps(cfg: Any) -> list[dict[str, Any]]:

@@ -178,6 +178,17 @@ class SWEToolEnv:
             self._runtime = None
 
 
+def environment_tools(factory: Callable[[], Any]) -> list[Callable[..., Any]]:
+    """The tools TRL's ``GRPOTrainer`` exposes for ``environment_factory=factory`` and renders into every prompt:
+    the public functions of the environment's class other than ``reset`` and ``get_reward``, bound to one
+    instance, in name order (TRL lists them the same way)."""
+    import inspect
+
+    env = factory()
+    return [getattr(env, name) for name, _ in inspect.getmembers(type(env), predicate=inspect.isfunction)
+            if not name.startswith("_") and name not in ("reset", "get_reward")]
+
+
 # -- srl-swe train: config rules and the tokenizer (RLVR on SWE tasks) ------------------------------------------
 RLVR_MODES = ("rlvr", "srl_then_rlvr")
 _Rule = tuple[tuple[str, ...], bool, str, str | None]

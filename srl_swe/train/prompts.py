@@ -14,11 +14,12 @@ from srl_swe.models.templates import render_prompt
 from srl_swe.train.checkpoints import is_main_process
 
 
-def prompt_tokens(tokenizer, prompts: list) -> list[int]:
-    """Token counts of chat prompts as generated from (:func:`render_prompt`; a text prompt as it is). Rendered,
-    then tokenized in one fast-tokenizer call: the same ids as apply_chat_template(tokenize=True) row by row (no
-    special tokens added), 2-3x faster. The generators check prompts against the context with the same count."""
-    return prompt_lengths(tokenizer, prompts)
+def prompt_tokens(tokenizer, prompts: list, tools: list | None = None) -> list[int]:
+    """Token counts of chat prompts as generated from (:func:`render_prompt`, with ``tools`` rendered where given;
+    a text prompt as it is). Rendered, then tokenized in one fast-tokenizer call: the same ids as
+    apply_chat_template(tokenize=True) row by row (no special tokens added), 2-3x faster. The generators check
+    prompts against the context with the same count."""
+    return prompt_lengths(tokenizer, prompts, tools)
 
 
 def prompt_budget(cfg: Any, context: int | None) -> int | None:
@@ -63,19 +64,23 @@ def fitting(counts: list[int], max_len: int | None, limit: int | None = None) ->
 
 
 def fit_prompts(train_ds, eval_ds, tokenizer, max_len: int | None, run_dir: Path,
-                eval_max_examples: int | None = None):
+                eval_max_examples: int | None = None, tools: list | None = None):
     """Drop the GRPO examples whose chat prompt is longer than ``max_len`` tokens (:func:`prompt_budget`; None:
     no limit known; TRL 1.x has no max_prompt_length; cutting a chat prompt from the left would drop its system
     prompt and task, so an over-long example is skipped instead), then keep the first ``eval_max_examples``
-    held-out ones. Counts go to ``run_dir/prompt_lengths.json``. No training prompt that fits is an error; no
-    held-out one, no eval."""
+    held-out ones. ``tools``: those TRL renders into every prompt (an ``environment_factory``'s), counted too.
+    Counts go to ``run_dir/prompt_lengths.json``. No training prompt that fits is an error; no held-out one, no
+    eval."""
     from srl_swe.errors import SRLError
 
     def lengths(rows: dict[str, list]) -> dict[str, list[int]]:
-        return {"_prompt_tokens": prompt_tokens(tokenizer, rows["prompt"])}
+        return {"_prompt_tokens": prompt_tokens(tokenizer, rows["prompt"], tools)}
 
     report: dict[str, Any] = {"max_prompt_length": max_len}
-    out = []
+    if tools:
+        report["tools"] = [getattr(t, "__name__", None) or t["function"]["name"] for t in tools]
+    out: list = []
+    error: SRLError | None = None
     for name, ds in (("train", train_ds), ("eval", eval_ds)):
         if ds is None:
             out.append(None)
@@ -90,12 +95,17 @@ def fit_prompts(train_ds, eval_ds, tokenizer, max_len: int | None, run_dir: Path
             out.append(ds.select(keep) if keep else None)
             continue
         if counts and not keep:
-            raise SRLError(f"every {name} prompt is longer than the prompt budget, {max_len} tokens "
-                           f"(max_prompt_length, or the model's context less max_completion_length; the longest is "
-                           f"{max(counts)}); "
-                           f"shorten prompts with window / max_observation_chars, or lower max_completion_length")
+            short = ("shorten the task text (the tools TRL renders count too)" if tools
+                     else "shorten prompts with window / max_observation_chars") + ", or lower max_completion_length"
+            error = SRLError(f"every {name} prompt is longer than the prompt budget, {max_len} tokens "
+                             f"(max_prompt_length, or the model's context less max_completion_length; the longest is "
+                             f"{max(counts)}); {short}")
+            out.append(None)
+            break
         out.append(ds.select(keep) if len(keep) < len(counts) else ds)
-    if is_main_process():
+    if is_main_process():  # written before any error, so the counts are there to look at
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "prompt_lengths.json").write_text(json.dumps(report, indent=2))
+    if error is not None:
+        raise error
     return out[0], out[1]

@@ -130,6 +130,7 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
     from trl import GRPOConfig, SFTConfig, SFTTrainer
 
     from srl_swe.train.data import build_datasets, fits_prompts
+    from srl_swe.train.exec_env import environment_tools
     from srl_swe.train.grpo import SRLGRPOTrainer
     from srl_swe.train.outcome import outcome_reward
 
@@ -141,9 +142,14 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
     prefill = THINK_PREFILL if cfg.think_prefill and mode == "srl" else ""
     if prefill:
         train_ds, eval_ds = (prefilled(ds, tokenizer, prefill) for ds in (train_ds, eval_ds))
+    exec_factory = tools = None
+    if mode not in ("sft", "srl") and cfg.reward == "swe":  # RLVR on SWE tasks: TRL renders the tools into prompts
+        tokenizer = tool_calling_tokenizer(tokenizer)
+        exec_factory = _exec_environment_factory(cfg, run_dir)
+        tools = environment_tools(exec_factory)
     if fits_prompts(cfg, mode):
         train_ds, eval_ds = fit_prompts(train_ds, eval_ds, tokenizer, budget, run_dir,
-                                        eval_max_examples=cfg.eval_max_examples)
+                                        eval_max_examples=cfg.eval_max_examples, tools=tools)
     kw = {**cfg.trl_kwargs(), "output_dir": str(run_dir), "bf16": _bf16(cfg), "use_cpu": not torch.cuda.is_available()}
     # Always pass it: TRL's configs default it to True (about 20 % slower); transformers 5 renamed it.
     fields = {f.name for f in dataclasses.fields(SFTConfig if mode == "sft" else GRPOConfig)}
@@ -164,12 +170,11 @@ def build_trainer(cfg: TrainConfig, mode: str, model_spec: str, run_dir: Path):
         reward_funcs = [SRLReward(require_think=cfg.require_think, prefill=prefill),
                         FormatRate(cfg.require_think, prefill)]
         weights = [1.0, 0.0]
-    elif cfg.reward == "swe":
+    elif exec_factory is not None:
         # The environment owns the reward: TRL adds SWEToolEnv.get_reward as a reward column of weight 1
         # (logged as rewards/SWEToolEnv/mean), which dynamic sampling filters on like any other reward.
         reward_funcs, weights = [], None
-        tokenizer = tool_calling_tokenizer(tokenizer)
-        extra["environment_factory"] = _exec_environment_factory(cfg, run_dir)
+        extra["environment_factory"] = exec_factory
     else:
         reward_funcs, weights = [outcome_reward(cfg.reward)], [1.0]
     args = GRPOConfig(**kw, reward_weights=weights)  # scale_rewards, log_completions: config.TRL_DEFAULTS
