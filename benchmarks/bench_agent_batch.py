@@ -34,11 +34,16 @@ TARGET_RATIO = 2.5
 
 
 class Timed:
-    """A generator wrapper that adds up the seconds spent in ``generate`` (and counts the calls)."""
+    """A generator wrapper that adds up the seconds spent in ``generate`` (and counts the calls). It passes on
+    the tokenizer and the context, so the agents check their prompts against the model as they do unwrapped."""
 
     def __init__(self, inner: Any):
         self.inner, self.seconds, self.calls = inner, 0.0, 0
         self.tokenizer, self.name = getattr(inner, "tokenizer", None), inner.name
+
+    @property
+    def context_length(self) -> int | None:
+        return getattr(self.inner, "context_length", None)
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()

@@ -6,6 +6,9 @@ harness on Docker), not answered with the stale report."""
 from __future__ import annotations
 
 import json
+import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +64,22 @@ def test_changed_prediction_is_graded_again_under_the_same_run_id(local_tasks: P
     sent = [json.loads(line)["instance_id"] for line in (out / "r.predictions.jsonl").read_text().splitlines()]
     assert sent == [ID_1867]  # all the harness was given this time
 
+    # The same patches, 1867's record changed (one more FAIL_TO_PASS test): its verdict depended on the old list,
+    # so it is graded again against the new one; 1359's record is unchanged and its verdict reused once more.
+    changed = tmp_path / "tasks"
+    shutil.copytree(local_tasks, changed)
+    record = json.loads((changed / ID_1867 / "instance.json").read_text())
+    f2p = [*json.loads(record["FAIL_TO_PASS"]), json.loads(record["PASS_TO_PASS"])[0]]
+    record["FAIL_TO_PASS"] = json.dumps(f2p)
+    (changed / ID_1867 / "instance.json").write_text(json.dumps(record))
+    again = _grade_file(out, changed, {ID_1867: NEW_FILE, ID_1359: BAD_PATCH})["instances"]
+    report = json.loads((logs / ID_1867 / "report.json").read_text())[ID_1867]["tests_status"]["FAIL_TO_PASS"]
+    assert sorted(report["success"] + report["failure"]) == sorted(f2p)
+    assert again[ID_1867]["status"] == "unresolved" and again[ID_1359] == first[ID_1359]
+    assert bad_log.stat().st_mtime_ns == bad_mtime
+    sent = [json.loads(line)["instance_id"] for line in (out / "r.predictions.jsonl").read_text().splitlines()]
+    assert sent == [ID_1867]
+
 
 @pytest.mark.slow
 def test_infrastructure_failure_in_the_harness_is_labelled_and_retried(local_tasks: Path, docker_client,
@@ -83,6 +102,44 @@ def test_infrastructure_failure_in_the_harness_is_labelled_and_retried(local_tas
     again = grade_with_harness(preds, tasks, run_id="r", workdir=tmp_path, limits=GRADING_LIMITS)
     assert (again[ID_1867].status, again[ID_1867].resolved) == ("resolved", True)
     assert again[ID_1359] == first[ID_1359] and bad_log.stat().st_mtime_ns == bad_mtime
+
+
+# Its tests never end: pytest imports the new conftest.py, which sleeps.
+HANG = ("diff --git a/conftest.py b/conftest.py\nnew file mode 100644\n--- /dev/null\n+++ b/conftest.py\n"
+        "@@ -0,0 +1,2 @@\n+import time\n+time.sleep(600)\n")
+
+
+@pytest.mark.slow
+def test_a_harness_past_its_overall_limit_is_stopped_and_retried(local_tasks: Path, docker_client, tmp_path: Path):
+    """The harness's own timeout is per test run; the whole run has a limit too. Past it the harness is killed
+    with its containers, the instance is an infrastructure failure, and a rerun grades it again."""
+    tasks = load_instances(local_tasks)
+    preds = [{"instance_id": ID_1867, "model_name_or_path": "m", "model_patch": HANG}]
+    name = f"sweb.eval.{ID_1867.lower()}.r"
+    seen, done = [], threading.Event()
+
+    def watch() -> None:  # the test container must have been running when the limit struck
+        while not done.is_set() and not seen:
+            seen.extend(c.name for c in docker_client.containers.list(filters={"name": name}))
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    start = time.monotonic()
+    try:
+        stopped = grade_with_harness(preds, tasks, run_id="r", workdir=tmp_path, overall_timeout=12)[ID_1867]
+    finally:
+        done.set()
+        watcher.join()
+    assert time.monotonic() - start < 60 and seen == [name]  # it appears within about 3 s
+    assert (stopped.status, stopped.infra) == ("infra_error", True)
+    assert "ran past its overall limit of 12 s (1 instance(s), 1 worker(s), test timeout 1800 s)" in stopped.error
+    assert "was stopped" in (tmp_path / "r.harness.log").read_text()
+    assert docker_client.containers.list(all=True, filters={"name": name}) == []  # removed, not left running
+    assert not (tmp_path / "r.harness.pid").exists()
+    # Not final: the rerun grades the same prediction again (here under a 5 s test timeout, the patch's fault).
+    again = grade_with_harness(preds, tasks, run_id="r", workdir=tmp_path, timeout=5)[ID_1867]
+    assert (again.status, again.error, again.infra) == ("error", "Test timed out after 5 seconds", False)
 
 
 @pytest.mark.slow

@@ -76,9 +76,7 @@ def test_broken_extras_break_transformers_unless_hidden(tmp_path: Path):
     assert FIX in on.stderr and "operator torchvision::nms does not exist" in on.stderr
     assert "SRL_SWE_KEEP_TORCH_EXTRAS=1" in on.stderr
 
-    # What the wheel's .pth does at interpreter start: the hook is in place before anything imports srl_swe.
-    pth = _probe(path, "import _srl_swe_torch_extras as h; h.install()")
-    assert _result(pth)["hidden"] == ["torchvision", "torchaudio", "torchcodec"] and FIX in pth.stderr
+    # The wheel's .pth, which installs the hook at interpreter start, is tested for real in test_pip_install.py.
 
 
 @pytest.mark.slow

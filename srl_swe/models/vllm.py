@@ -28,11 +28,13 @@ class VLLMGenerator:
         self.llm, self.name = llm, name
 
     @classmethod
-    def from_spec(cls, spec: str, *, dtype: str = "auto", max_model_len: int = 4096, seed: int = 0,
+    def from_spec(cls, spec: str, *, dtype: str = "auto", max_model_len: int | None = None, seed: int = 0,
                   cache_dir: str | None = None, batch_size: int | None = None, **kwargs: Any) -> VLLMGenerator:
         """Load a model spec (resolved like every other model: folder, .gguf, alias) into a vLLM engine.
 
-        ``batch_size`` is accepted for CLI symmetry and ignored: vLLM schedules batches itself.
+        ``max_model_len``: the engine's context; None (the default) takes the model's own, as the transformers
+        backend does, so both check prompts against the same limit. ``batch_size`` is accepted for CLI symmetry
+        and ignored: vLLM schedules batches itself.
         """
         try:
             from vllm import LLM
@@ -43,7 +45,8 @@ class VLLMGenerator:
         resolved = resolve_model(spec, cache_dir)
         model = os.path.join(resolved.path, resolved.gguf_file) if resolved.gguf_file else resolved.path
         llm = LLM(model=model, dtype="float32" if dtype == "auto" and _cpu_only() else dtype,
-                  max_model_len=max_model_len, seed=seed, generation_config="vllm", **kwargs)
+                  seed=seed, generation_config="vllm", **({"max_model_len": max_model_len} if max_model_len else {}),
+                  **kwargs)
         return cls(llm, spec)
 
     def close(self) -> None:

@@ -12,9 +12,10 @@ make the harness itself abort the whole run (a prediction id that is not in the 
 without a report (a patch that does not apply: the reason comes from its ``run_instance.log``).
 
 Resuming: a rerun with the same ``run_id`` and ``workdir`` reuses every final verdict whose log folder graded
-the very same patch (:func:`~srl_swe.swebench.verdicts.earlier_verdict`) without starting the harness for it,
-and grades the rest afresh: new instances, changed predictions (their stale log folder is removed first, since
-the harness skips any instance with a report) and infrastructure failures.
+the very same patch on the very same instance record (:func:`~srl_swe.swebench.verdicts.earlier_verdict`) without
+starting the harness for it, and grades the rest afresh: new instances, changed predictions or instance records
+(their stale log folder is removed first, since the harness skips any instance with a report) and infrastructure
+failures.
 
 :func:`grade_in_runtime` grades one patch in a fresh sandbox of any runtime (``local`` needs no Docker):
 the harness's patch-apply fallbacks, the harness's eval script, and swebench's own ``make_test_spec`` +
@@ -26,12 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -46,6 +49,9 @@ from srl_swe.swebench.verdicts import (
     InstanceResult,
     earlier_verdict,
     from_exception,
+    infra_error,
+    mark_graded,
+    record_digest,
     tail,
     verdict,
     why_no_report,
@@ -82,10 +88,24 @@ def _stop_stale_harness(pidfile: Path) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
+# The harness's --timeout bounds each test run only; container creation, patch application and the report come on
+# top. The whole run is bounded too (harness_deadline), so that a harness that hangs (a daemon that stops
+# answering, a wedged container) cannot hold an evaluation forever.
+HARNESS_SETUP_SECONDS = 600
+
+
+def harness_deadline(instances: int, max_workers: int, timeout: int) -> float:
+    """Seconds a harness run over ``instances`` may take: ``timeout`` plus :data:`HARNESS_SETUP_SECONDS` for each
+    round of ``max_workers`` instances, plus one more allowance for the harness's own start."""
+    return math.ceil(instances / max(1, max_workers)) * (timeout + HARNESS_SETUP_SECONDS) + HARNESS_SETUP_SECONDS
+
+
 def _run_harness(dataset: Path, preds: Path, run_id: str, workdir: Path, max_workers: int, timeout: int,
-                 expected: list[Path], limits: SandboxLimits, modal: bool = False) -> tuple[int, Path]:
+                 expected: list[Path], limits: SandboxLimits, modal: bool = False,
+                 deadline: float | None = None) -> tuple[int, Path, bool]:
     """Run the sandboxed harness in a subprocess (its own process group, dying with this process); a
-    progress bar counts the report.json files as they appear."""
+    progress bar counts the report.json files as they appear. Past ``deadline`` seconds the process group is
+    killed (returned as True: the instances without a report are infrastructure failures, retried on resume)."""
     from tqdm import tqdm
 
     log_path, pidfile = workdir / f"{run_id}.harness.log", workdir / f"{run_id}.harness.pid"
@@ -98,6 +118,7 @@ def _run_harness(dataset: Path, preds: Path, run_id: str, workdir: Path, max_wor
         proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
         pidfile.write_text(f"{proc.pid}\n")
+        start, stopped = time.monotonic(), False
         try:
             while True:
                 try:
@@ -105,6 +126,14 @@ def _run_harness(dataset: Path, preds: Path, run_id: str, workdir: Path, max_wor
                     break
                 except subprocess.TimeoutExpired:
                     bar.update(sum(p.is_file() for p in expected) - bar.n)
+                if deadline is not None and time.monotonic() - start > deadline:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    stopped = True
+                    log.write(f"\nsrl-swe: the harness ran past its overall limit of {deadline:.0f} s and was "
+                              "stopped\n")
+                    break
         except BaseException:  # Ctrl-C (the harness is in its own session and does not get it) or an error
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -113,19 +142,22 @@ def _run_harness(dataset: Path, preds: Path, run_id: str, workdir: Path, max_wor
         finally:
             pidfile.unlink(missing_ok=True)
         bar.update(sum(p.is_file() for p in expected) - bar.n)
-    return proc.returncode, log_path
+    return proc.returncode, log_path, stopped
 
 
 def grade_with_harness(predictions: Iterable[Prediction | Mapping[str, Any]], instances: list, *, run_id: str,
                        workdir: Path, max_workers: int = 1, timeout: int = 1800, client=None,
-                       limits: SandboxLimits = GRADING_LIMITS, modal: bool = False) -> dict[str, InstanceResult]:
+                       limits: SandboxLimits = GRADING_LIMITS, modal: bool = False,
+                       overall_timeout: float | None = None) -> dict[str, InstanceResult]:
     """Grade ``predictions`` (:class:`~srl_swe.swebench.prediction.Prediction` or records as SWE-bench
     writes them, read by :func:`~srl_swe.swebench.prediction.read_prediction`) against ``instances`` with
     the real harness in ``workdir`` (its logs go to ``workdir/logs/run_evaluation/RUN_ID/``). Returns one
     result per prediction, keyed by instance id, and writes them to ``workdir/RUN_ID.results.json``.
     Only a missing Docker daemon raises (:class:`~srl_swe.runtime.base.DockerUnavailableError`). ``modal``: the
-    harness grades on Modal (:mod:`srl_swe.swebench.modal_backend`; no Docker, no local images, Modal's sandbox)."""
-    from srl_swe.runtime.images import docker_client
+    harness grades on Modal (:mod:`srl_swe.swebench.modal_backend`; no Docker, no local images, Modal's sandbox).
+    ``overall_timeout``: seconds the harness run may take in all (default :func:`harness_deadline`); past it the
+    harness is stopped, its containers removed, and the instances it had not graded are ``infra_error``."""
+    from srl_swe.runtime.images import cleanup_stale, docker_client
     from srl_swe.swebench.images import ensure_image
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", run_id):
@@ -171,7 +203,7 @@ def grade_with_harness(predictions: Iterable[Prediction | Mapping[str, Any]], in
             continue
         try:
             record = harness_record(by_id[iid])
-            earlier = earlier_verdict(iid, pred.model_patch, log_dirs[iid], timeout)
+            earlier = earlier_verdict(iid, pred.model_patch, log_dirs[iid], timeout, record_digest(record))
             if earlier is not None:  # graded before, this very patch: the harness is not started for it
                 results[iid] = earlier
                 continue
@@ -185,14 +217,25 @@ def grade_with_harness(predictions: Iterable[Prediction | Mapping[str, Any]], in
         dataset, preds_file = workdir / f"{run_id}.dataset.jsonl", workdir / f"{run_id}.predictions.jsonl"
         dataset.write_text("".join(json.dumps(records[i]) + "\n" for i in records))
         preds_file.write_text("".join(json.dumps(preds[i].to_dict(extra=False)) + "\n" for i in records))
-        code, harness_log = _run_harness(dataset, preds_file, run_id, workdir, max_workers, timeout,
-                                         [log_dirs[i] / "report.json" for i in records], limits, modal)
+        deadline = overall_timeout if overall_timeout is not None else harness_deadline(len(records), max_workers,
+                                                                                          timeout)
+        code, harness_log, stopped = _run_harness(dataset, preds_file, run_id, workdir, max_workers, timeout,
+                                                  [log_dirs[i] / "report.json" for i in records], limits, modal,
+                                                  deadline)
+        if stopped and client is not None:  # its containers outlive it: their owner (the harness) is gone now
+            cleanup_stale(client)
         for iid in records:
+            mark_graded(log_dirs[iid], record_digest(records[iid]))
             report = log_dirs[iid] / "report.json"
             if report.is_file():
                 results[iid] = verdict(iid, json.loads(report.read_text())[iid])
             else:
                 results[iid] = why_no_report(iid, log_dirs[iid], harness_log, code)
+                if stopped and results[iid].infra:
+                    results[iid] = infra_error(iid, f"the harness ran past its overall limit of {deadline:.0f} s "
+                                                    f"({len(records)} instance(s), {max_workers} worker(s), test "
+                                                    f"timeout {timeout} s) and was stopped before grading this "
+                                                    f"instance; see {harness_log}")
     ordered = {k: results[k] for k in order}
     (workdir / f"{run_id}.results.json").write_text(json.dumps({k: r.to_dict() for k, r in ordered.items()}, indent=1))
     return ordered

@@ -10,13 +10,16 @@ swebench 5 itself flags ``infra_failure`` from its log signatures of the "enviro
 ``infra_error`` is worth retrying: every other status is final for the patch it graded.
 
 Resuming a harness run (:func:`earlier_verdict`): the harness skips every instance with a ``report.json``, whatever
-patch it graded. Its log folder also holds the patch it graded (``patch.diff``, written before it applies it), so
-a final verdict is reused only for that very patch; a folder that graded another patch, or that holds an
+patch it graded. Its log folder also holds the patch it graded (``patch.diff``, written before it applies it), and
+srl-swe adds the digest of the instance record it was graded against (:func:`mark_graded`: the test patch, the
+FAIL_TO_PASS/PASS_TO_PASS lists, the environment), so a final verdict is reused only for that very patch on that
+very record; a folder that graded another patch or another version of the instance, or that holds an
 infrastructure failure or an unfinished grading, is removed so that the harness grades the prediction afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import locale
 import re
@@ -34,6 +37,7 @@ APPLY_FAIL = ">>>>> Patch Apply Failed"
 APPLY_FAIL_WHY = "patch does not apply (git apply, --3way, --reject and patch --fuzz=5 all failed)"
 TIMED_OUT = re.compile(r"Test timed out after (\d+) seconds")
 REPORT, INSTANCE_LOG, GRADED_PATCH = "report.json", "run_instance.log", "patch.diff"  # the harness's file names
+GRADED_RECORD = "srl_swe_record.sha256"  # srl-swe's: the digest of the harness record a log folder graded
 
 
 @dataclass(frozen=True)
@@ -119,15 +123,35 @@ def graded_patch_is(log_dir: Path, patch: str) -> bool:
         return False
 
 
-def earlier_verdict(iid: str, patch: str, log_dir: Path, timeout: int) -> InstanceResult | None:
-    """The final verdict an earlier harness run left in ``log_dir`` for exactly ``patch``: its report, a patch that
-    did not apply, or a test run that timed out under the same ``timeout``. Otherwise None, after removing
-    ``log_dir`` (it graded another patch, failed for infrastructure reasons, or was cut off), so that the harness,
-    which skips any instance with a report, grades the prediction afresh."""
+def record_digest(record: dict[str, Any]) -> str:
+    """The sha256 of a harness dataset record (keys sorted): what a verdict depends on besides the patch."""
+    text = json.dumps(record, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def mark_graded(log_dir: Path, digest: str) -> None:
+    """Record, in a log folder the harness has just written, the digest of the record it graded against."""
+    if log_dir.is_dir():
+        (log_dir / GRADED_RECORD).write_text(digest + "\n")
+
+
+def graded_record_is(log_dir: Path, digest: str) -> bool:
+    try:
+        return (log_dir / GRADED_RECORD).read_text().strip() == digest
+    except OSError:  # none: graded before records were marked, or cut off before the mark; grade again
+        return False
+
+
+def earlier_verdict(iid: str, patch: str, log_dir: Path, timeout: int, digest: str) -> InstanceResult | None:
+    """The final verdict an earlier harness run left in ``log_dir`` for exactly ``patch`` graded against the record
+    of digest ``digest`` (:func:`record_digest`): its report, a patch that did not apply, or a test run that timed
+    out under the same ``timeout``. Otherwise None, after removing ``log_dir`` (it graded another patch or another
+    version of the instance, failed for infrastructure reasons, or was cut off), so that the harness, which skips
+    any instance with a report, grades the prediction afresh."""
     if not log_dir.exists():
         return None
     found = None
-    if graded_patch_is(log_dir, patch):
+    if graded_patch_is(log_dir, patch) and graded_record_is(log_dir, digest):
         report = log_dir / REPORT
         if report.is_file():
             try:
