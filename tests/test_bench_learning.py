@@ -75,13 +75,19 @@ def test_end_to_end_tiny(shared_data: Path, tmp_path: Path):
 
     tiny = make_tiny_qwen2(tmp_path / "tiny")
     out = tmp_path / "results" / "learning.json"
+    # One optimizer step uses 8 examples: train on the first 40 GSM8K problems (about 200 step examples) rather
+    # than tokenizing all 26,720 (SFT's tokenization of them alone took 70 s); held-out data is unchanged.
+    train = tmp_path / "gsm8k-train-40.jsonl"
+    train.write_text("".join((shared_data / "math" / "gsm8k" / "train.jsonl").read_text().splitlines(True)[:40]))
     argv = ["--budget-steps", "1", "--cpu-minutes-cap", "30", "--eval-examples", "2", "--samples", "1",
             "--model", str(tiny), "--run-dir", str(tmp_path / "runs"), "--out", str(out),
-            "--set", "srl.max_completion_length=8", "--set", "sft.learning_rate=1e-4"]
+            "--set", "srl.max_completion_length=8", "--set", "sft.learning_rate=1e-4",
+            "--set", f"srl.train_data={train}", "--set", f"sft.train_data={train}"]
     assert bench.main(argv) == 0
     res = json.loads(out.read_text())
     assert set(res["methods"]) == {"untrained", "srl", "sft"}
-    assert res["settings"]["overrides"] == {"srl": ["max_completion_length=8"], "sft": ["learning_rate=1e-4"]}
+    assert res["settings"]["overrides"] == {"srl": ["max_completion_length=8", f"train_data={train}"],
+                                            "sft": ["learning_rate=1e-4", f"train_data={train}"]}
     assert res["settings"]["cpu_minutes_cap"] == 30 and res["settings"]["max_new_tokens"] == 8
     for name in ("srl", "sft"):
         t = res["methods"][name]["train"]
