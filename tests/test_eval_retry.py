@@ -35,12 +35,12 @@ def _eval(out: Path, dataset: Path, *argv: str) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
-def _grade_file(out: Path, local_tasks: Path, patches: dict[str, str]) -> dict:
+def _grade_file(out: Path, local_tasks: Path, patches: dict[str, str], *argv: str) -> dict:
     preds = out.parent / f"{out.name}-preds.jsonl"
     preds.write_text("".join(json.dumps({"instance_id": i, "model_name_or_path": "m", "model_patch": p}) + "\n"
                              for i, p in patches.items()))
     return _eval(out, local_tasks, "--predictions", str(preds), "--runtime", "docker", "--workers", "2",
-                 "--run-id", "r")
+                 "--run-id", "r", *argv)
 
 
 @pytest.mark.slow
@@ -111,11 +111,9 @@ HANG = ("diff --git a/conftest.py b/conftest.py\nnew file mode 100644\n--- /dev/
 
 @pytest.mark.slow
 def test_a_harness_past_its_overall_limit_is_stopped_and_retried(local_tasks: Path, docker_client, tmp_path: Path):
-    """The harness's own timeout is per test run; the whole run has a limit too. Past it the harness is killed
-    with its containers, the instance is an infrastructure failure, and a rerun grades it again."""
-    tasks = load_instances(local_tasks)
-    preds = [{"instance_id": ID_1867, "model_name_or_path": "m", "model_patch": HANG}]
-    name = f"sweb.eval.{ID_1867.lower()}.r"
+    """The harness's own timeout is per test run; the whole run has a limit too (--harness-timeout). Past it the
+    harness is killed with its containers, the instance is an infrastructure failure, and a rerun grades it."""
+    out, name = tmp_path / "run", f"sweb.eval.{ID_1867.lower()}.r"
     seen, done = [], threading.Event()
 
     def watch() -> None:  # the test container must have been running when the limit struck
@@ -127,19 +125,21 @@ def test_a_harness_past_its_overall_limit_is_stopped_and_retried(local_tasks: Pa
     watcher.start()
     start = time.monotonic()
     try:
-        stopped = grade_with_harness(preds, tasks, run_id="r", workdir=tmp_path, overall_timeout=12)[ID_1867]
+        res = _grade_file(out, local_tasks, {ID_1867: HANG}, "--harness-timeout", "12", "--workers", "1")
     finally:
         done.set()
         watcher.join()
     assert time.monotonic() - start < 60 and seen == [name]  # it appears within about 3 s
-    assert (stopped.status, stopped.infra) == ("infra_error", True)
-    assert "ran past its overall limit of 12 s (1 instance(s), 1 worker(s), test timeout 1800 s)" in stopped.error
-    assert "was stopped" in (tmp_path / "r.harness.log").read_text()
+    stopped = res["instances"][ID_1867]
+    assert (stopped["status"], res["infra_errors"]) == ("infra_error", 1)
+    assert "ran past its overall limit of 12 s (1 instance(s), 1 worker(s), test timeout 1800 s)" in stopped["error"]
+    assert "was stopped" in (out / "r.harness.log").read_text()
     assert docker_client.containers.list(all=True, filters={"name": name}) == []  # removed, not left running
-    assert not (tmp_path / "r.harness.pid").exists()
+    assert not (out / "r.harness.pid").exists()
     # Not final: the rerun grades the same prediction again (here under a 5 s test timeout, the patch's fault).
-    again = grade_with_harness(preds, tasks, run_id="r", workdir=tmp_path, timeout=5)[ID_1867]
-    assert (again.status, again.error, again.infra) == ("error", "Test timed out after 5 seconds", False)
+    again = _grade_file(out, local_tasks, {ID_1867: HANG}, "--timeout", "5", "--workers", "1")
+    assert (again["instances"][ID_1867]["status"], again["instances"][ID_1867]["error"], again["infra_errors"]) == (
+        "error", "Test timed out after 5 seconds", 0)
 
 
 @pytest.mark.slow

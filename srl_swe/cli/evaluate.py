@@ -149,6 +149,10 @@ def _add_swebench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="agent mode: every reply starts with '<think>\\n' written by srl-swe (configs with "
                         "think_prefill: true); the model continues it")
     parser.add_argument("--timeout", type=int, default=1800, help="harness: test run timeout per instance")
+    parser.add_argument("--harness-timeout", type=float, default=None, metavar="SECONDS",
+                        help="harness: limit of the whole harness run, after which it is stopped and the instances "
+                             "it had not graded are infra_error (default: --timeout + 600 s per round of --workers "
+                             "instances, + 600 s)")
     parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                         help="only the I-th of N deterministic parts of the run (1 <= I <= N), e.g. one per machine; "
                         "join the parts' folders with `srl-swe eval merge`")

@@ -92,6 +92,7 @@ class SWEBenchOptions:
     require_think: bool = True
     think_prefill: bool = False
     timeout: int = 1800
+    harness_timeout: float | None = None  # the whole harness run; None: grading.harness_deadline
     quiet: bool = False
     shard: Shard | None = None
     modal: bool = False
@@ -179,7 +180,8 @@ def predict_all(instances: list[SWEInstance], predictor: Predictor | BatchAgentP
 
 # -- grading ----------------------------------------------------------------------------------------
 def grade(predictions: dict[str, Prediction], instances: list[SWEInstance], out: Path, *, grader: str,
-          runtime: str, run_id: str, workers: int = 1, timeout: int = 1800, modal: bool = False) -> dict[str, Any]:
+          runtime: str, run_id: str, workers: int = 1, timeout: int = 1800, modal: bool = False,
+          harness_timeout: float | None = None) -> dict[str, Any]:
     """Verdicts for every prediction: ``harness`` runs swebench's ``run_evaluation`` on Docker (on Modal with
     ``modal``), ``runtime`` grades in a fresh sandbox of ``runtime`` with the harness's log parser and grading code."""
     from srl_swe.swebench import grading
@@ -187,7 +189,7 @@ def grade(predictions: dict[str, Prediction], instances: list[SWEInstance], out:
     preds = list(predictions.values())
     if grader == "harness":
         return grading.grade_with_harness(preds, instances, run_id=run_id, workdir=out, max_workers=workers,
-                                          timeout=timeout, modal=modal)
+                                          timeout=timeout, modal=modal, overall_timeout=harness_timeout)
     if grader != "runtime":
         raise SRLError(f"--grader {grader!r}: choose harness or runtime")
     # Runtime grading is resumed from its own log: a final verdict is kept while the patch it graded is unchanged.
@@ -276,7 +278,8 @@ def evaluate(opts: SWEBenchOptions) -> tuple[Path, dict[str, Any]]:
     failed = {iid: infra_error(iid, why) for iid, p in predictions.items()
               if (why := infra_failure(p))}  # nothing to grade: reported as such, predicted again next run
     results = grade({k: v for k, v in predictions.items() if k not in failed}, instances, out, grader=grader,
-                    runtime=opts.runtime, run_id=run_id, workers=opts.workers, timeout=opts.timeout, modal=opts.modal)
+                    runtime=opts.runtime, run_id=run_id, workers=opts.workers, timeout=opts.timeout, modal=opts.modal,
+                    harness_timeout=opts.harness_timeout)
     results.update(failed)
     summary = summarize(results, predictions, load_errors, meta)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
