@@ -87,9 +87,13 @@ def main() -> None:
     (out_dir / f"train-{rank}.json").write_text(json.dumps({
         "global_step": trainer.state.global_step, "changed": changed, "logged": logged, "weights": weights,
         "world_size": trainer.accelerator.num_processes}))
-    # Gone before the interpreter's teardown: a gloo group left to it once aborted a rank at exit
-    # ("terminate called without an active exception") after the work was done.
-    torch.distributed.destroy_process_group()
+    # Both ranks' results are written: leave without any teardown. A gloo group left to the interpreter's teardown
+    # once aborted a rank at exit ("terminate called without an active exception"), and with
+    # destroy_process_group a rank once hung after its work until the test's timeout (CI sim, 2026-12-06).
+    torch.distributed.barrier()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
