@@ -31,6 +31,15 @@ if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
     exit 0
 fi
 
+# containerd makes Unix sockets under the exec root, and such a path may have at most 104 bytes there; a longer
+# root fails only after containerd's start times out ("unix socket path too long (> 104)" in the daemon's log).
+longest="$ROOT/exec/containerd/containerd-debug.sock"
+if [ "${#longest}" -gt 104 ]; then
+    echo "start_dockerd: SRL_SWE_DOCKER_ROOT=$ROOT is too long: containerd's socket $longest would be" \
+         "${#longest} bytes, over the 104 a Unix socket path may have; use a folder with a shorter path" >&2
+    exit 1
+fi
+
 if [ "$(id -u)" -ne 0 ]; then
     echo "start_dockerd: no Docker daemon answers and starting one needs root; rerun with sudo," >&2
     echo "  or use the local runtime (--runtime local)" >&2

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,12 +60,30 @@ def stop(root: Path) -> None:
 
 
 @contextlib.contextmanager
+def short_folder() -> Iterator[Path]:
+    """A fresh folder with a short path for a daemon's root and socket: containerd's sockets under its exec root
+    may have at most 104 bytes, which pytest's tmp_path (``/tmp/pytest-of-root/pytest-NNN/test_...``) can pass."""
+    folder = Path(tempfile.mkdtemp(prefix="srl-dk-", dir="/tmp"))
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder / "root" / "data")], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def private_daemon(folder: Path, size: str = "4G") -> Iterator[dict[str, str]]:
-    """A daemon on ``unix://FOLDER/d.sock`` with its data under ``FOLDER/root``; yields the environment that
-    reaches it (``DOCKER_HOST``). The script's cache (``SRL_SWE_CACHE``, whose quota verdicts it clears when it
-    turns quotas on) is a folder of its own, so the main daemon's cached verdict stays."""
-    root = folder / "root"
-    env = {**os.environ, "SRL_SWE_DOCKER_ROOT": str(root), "DOCKER_HOST": f"unix://{folder}/d.sock",
+    """A daemon with its socket and data root in a :func:`short_folder`; yields the environment that reaches it
+    (``DOCKER_HOST``). The script's cache (``SRL_SWE_CACHE``, whose quota verdicts it clears when it turns quotas
+    on) is ``FOLDER/script-cache``, so the main daemon's cached verdict stays."""
+    with short_folder() as short, _daemon(short, folder, size) as env:
+        yield env
+
+
+@contextlib.contextmanager
+def _daemon(short: Path, folder: Path, size: str) -> Iterator[dict[str, str]]:
+    root = short / "root"
+    env = {**os.environ, "SRL_SWE_DOCKER_ROOT": str(root), "DOCKER_HOST": f"unix://{short}/d.sock",
            "SRL_SWE_DOCKER_BTRFS_SIZE": size, "SRL_SWE_DOCKER_STORAGE": "btrfs",
            "SRL_SWE_CACHE": str(folder / "script-cache")}
     try:

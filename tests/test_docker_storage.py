@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from private_dockerd import SCRIPT, short_folder
 from private_dockerd import needs_btrfs_root as _needs_btrfs_root
 from private_dockerd import start as _start
 from private_dockerd import stop as _stop
@@ -24,12 +25,26 @@ from srl_swe.runtime.sandbox import btrfs_quota_mode, quota_kind
 KERNEL_SQUOTA = Path("/sys/fs/btrfs/features/simple_quota").exists()
 
 
+def test_a_root_too_long_for_containerds_sockets_is_refused_at_once(tmp_path):
+    # Once a slow failure: containerd gave up on a socket path over 104 bytes and the script waited its 60 s.
+    root = tmp_path / ("r" * 60)
+    env = {**os.environ, "SRL_SWE_DOCKER_ROOT": str(root), "DOCKER_HOST": f"unix://{tmp_path}/none.sock"}
+    proc = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and f"SRL_SWE_DOCKER_ROOT={root} is too long" in proc.stderr
+    assert "over the 104 a Unix socket path may have" in proc.stderr and not root.exists()
+
+
 @pytest.mark.slow
 def test_start_dockerd_sets_the_quota_mode_and_switches_an_existing_root(tmp_path):
     _needs_btrfs_root()
-    root, cache = tmp_path / "root", tmp_path / "cache"
+    with short_folder() as short:
+        _quota_mode_and_switch(short, tmp_path / "cache")
+
+
+def _quota_mode_and_switch(short: Path, cache: Path) -> None:
+    root = short / "root"
     stale = cache / "quota" / "daemon.json"
-    env = {**os.environ, "SRL_SWE_DOCKER_ROOT": str(root), "DOCKER_HOST": f"unix://{tmp_path}/d.sock",
+    env = {**os.environ, "SRL_SWE_DOCKER_ROOT": str(root), "DOCKER_HOST": f"unix://{short}/d.sock",
            "SRL_SWE_DOCKER_BTRFS_SIZE": "2G", "SRL_SWE_DOCKER_STORAGE": "btrfs", "SRL_SWE_CACHE": str(cache)}
     try:
         out = _start({**env, "SRL_SWE_DOCKER_QUOTA": "full"})
