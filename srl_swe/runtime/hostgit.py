@@ -75,7 +75,7 @@ def commit_all(repo: git.Repo, message: str, what: str) -> str:
     with _step(what), repo.git.custom_environment(**COMMIT_ENV):
         repo.git(c=_COMMIT_CONFIG).add("-A")
         repo.git(c=_COMMIT_CONFIG).commit("-q", "--no-verify", "-m", message)
-    return head(Path(repo.working_tree_dir), what)
+        return repo.head.commit.hexsha
 
 
 def diff(repo: git.Repo, a: str, b: str, what: str) -> str:

@@ -196,6 +196,7 @@ def grade_with_harness(predictions: Iterable[Prediction | Mapping[str, Any]], in
 
     _stop_stale_harness(workdir / f"{run_id}.harness.pid")  # it could still be writing the log folders read here
     records: dict[str, dict] = {}
+    digests: dict[str, str] = {}  # record_digest of each record: checked against a log folder, then written to it
     log_dirs = {i: workdir / RUN_LOGS / run_id / p.model_name_or_path.replace("/", "__") / i for i, p in preds.items()}
     for iid, pred in preds.items():
         if not pred.model_patch.strip():
@@ -203,7 +204,8 @@ def grade_with_harness(predictions: Iterable[Prediction | Mapping[str, Any]], in
             continue
         try:
             record = harness_record(by_id[iid])
-            earlier = earlier_verdict(iid, pred.model_patch, log_dirs[iid], timeout, record_digest(record))
+            digests[iid] = record_digest(record)
+            earlier = earlier_verdict(iid, pred.model_patch, log_dirs[iid], timeout, digests[iid])
             if earlier is not None:  # graded before, this very patch: the harness is not started for it
                 results[iid] = earlier
                 continue
@@ -225,7 +227,7 @@ def grade_with_harness(predictions: Iterable[Prediction | Mapping[str, Any]], in
         if stopped and client is not None:  # its containers outlive it: their owner (the harness) is gone now
             cleanup_stale(client)
         for iid in records:
-            mark_graded(log_dirs[iid], record_digest(records[iid]))
+            mark_graded(log_dirs[iid], digests[iid])
             report = log_dirs[iid] / "report.json"
             if report.is_file():
                 results[iid] = verdict(iid, json.loads(report.read_text())[iid])
